@@ -1,0 +1,190 @@
+//! What the kernel programs need from the running kernel's BTF: the byte
+//! offsets of the `task_struct` members they read, and which tracepoints
+//! exist. Nothing is compiled in from one kernel build.
+
+use std::path::{Path, PathBuf};
+
+use btf_rs::{Btf, Type};
+
+/// Where the kernel exposes its own BTF (needs `CONFIG_DEBUG_INFO_BTF=y`).
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BtfError {
+    #[error(
+        "this kernel exposes no BTF ({0} is missing; it needs CONFIG_DEBUG_INFO_BTF=y), so the tp_btf probe cannot be loaded"
+    )]
+    Missing(PathBuf),
+    #[error("cannot read kernel BTF at {path}: {source}")]
+    Unreadable {
+        path: PathBuf,
+        source: btf_rs::Error,
+    },
+    #[error("kernel BTF has no `struct {0}`")]
+    NoStruct(&'static str),
+    #[error("kernel BTF: `struct {strukt}` has no member `{member}`")]
+    NoMember {
+        strukt: &'static str,
+        member: &'static str,
+    },
+    #[error("kernel BTF: `{strukt}.{member}` is {found} bytes at bit {bit_offset}, expected a byte-aligned {expected}-byte integer")]
+    UnexpectedMember {
+        strukt: &'static str,
+        member: &'static str,
+        found: usize,
+        expected: usize,
+        bit_offset: u32,
+    },
+    #[error("kernel BTF is malformed: {0}")]
+    Malformed(#[from] btf_rs::Error),
+}
+
+/// Byte offsets of the `task_struct` members the classifier reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskOffsets {
+    pub pid: u32,
+    pub tgid: u32,
+    pub flags: u32,
+}
+
+/// The running kernel's BTF, parsed.
+pub struct KernelBtf {
+    btf: Btf,
+}
+
+impl KernelBtf {
+    /// Parses [`VMLINUX_BTF`].
+    pub fn from_sys() -> Result<Self, BtfError> {
+        Self::from_file(Path::new(VMLINUX_BTF))
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, BtfError> {
+        if !path.exists() {
+            return Err(BtfError::Missing(path.to_owned()));
+        }
+        let btf = Btf::from_file(path).map_err(|source| BtfError::Unreadable {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Self { btf })
+    }
+
+    /// Offsets of `task_struct.pid`, `.tgid` and `.flags`.
+    pub fn task_offsets(&self) -> Result<TaskOffsets, BtfError> {
+        Ok(TaskOffsets {
+            pid: self.member_offset("task_struct", "pid", 4)?,
+            tgid: self.member_offset("task_struct", "tgid", 4)?,
+            flags: self.member_offset("task_struct", "flags", 4)?,
+        })
+    }
+
+    /// Whether the kernel has a tracepoint a tp_btf program can attach to
+    /// (the kernel declares a `btf_trace_<name>` typedef for each one).
+    pub fn has_tracepoint(&self, name: &str) -> bool {
+        self.btf
+            .resolve_ids_by_name(&format!("btf_trace_{name}"))
+            .is_ok_and(|ids| !ids.is_empty())
+    }
+
+    /// Byte offset of `strukt.member`, looking inside anonymous struct and
+    /// union members (e.g. the randomized-layout block of `task_struct`).
+    fn member_offset(
+        &self,
+        strukt: &'static str,
+        member: &'static str,
+        expected_size: usize,
+    ) -> Result<u32, BtfError> {
+        let types = self.btf.resolve_types_by_name(strukt).unwrap_or_default();
+        let Some(Type::Struct(s)) = types.into_iter().find(|t| matches!(t, Type::Struct(s) if !s.members.is_empty())) else {
+            return Err(BtfError::NoStruct(strukt));
+        };
+        let (bit_offset, ty) = self
+            .find_member(&s.members, member, 0)?
+            .ok_or(BtfError::NoMember { strukt, member })?;
+        let size = self.type_size(&ty)?;
+        if size != expected_size || bit_offset % 8 != 0 {
+            return Err(BtfError::UnexpectedMember {
+                strukt,
+                member,
+                found: size,
+                expected: expected_size,
+                bit_offset,
+            });
+        }
+        Ok(bit_offset / 8)
+    }
+
+    /// Depth-first search for a named member; returns its bit offset from
+    /// the start of the outermost struct and its type.
+    fn find_member(
+        &self,
+        members: &[btf_rs::Member],
+        name: &str,
+        base_bits: u32,
+    ) -> Result<Option<(u32, Type)>, BtfError> {
+        for m in members {
+            if m.bitfield_size().is_some_and(|bits| bits != 0) {
+                continue;
+            }
+            let member_name = self.btf.resolve_name(m).unwrap_or_default();
+            let offset = base_bits + m.bit_offset();
+            if member_name == name {
+                return Ok(Some((offset, self.btf.resolve_chained_type(m)?)));
+            }
+            if member_name.is_empty()
+                && let Type::Struct(inner) | Type::Union(inner) = self.btf.resolve_chained_type(m)?
+                && let Some(found) = self.find_member(&inner.members, name, offset)?
+            {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Size in bytes of an integer-like type, looking through typedefs and
+    /// qualifiers.
+    fn type_size(&self, ty: &Type) -> Result<usize, BtfError> {
+        let mut ty = ty.clone();
+        for _ in 0..16 {
+            match ty {
+                Type::Int(i) => return Ok(i.size()),
+                Type::Enum(e) => return Ok(e.size()),
+                Type::Typedef(_) | Type::Volatile(_) | Type::Const(_) | Type::Restrict(_) | Type::TypeTag(_) => {
+                    let Some(inner) = ty.as_btf_type() else { return Ok(0) };
+                    ty = self.btf.resolve_chained_type(inner)?;
+                }
+                _ => return Ok(0),
+            }
+        }
+        Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_file_is_a_clear_error() {
+        let err = KernelBtf::from_file(Path::new("/nonexistent/vmlinux")).err().unwrap();
+        assert!(matches!(err, BtfError::Missing(_)));
+        assert!(err.to_string().contains("CONFIG_DEBUG_INFO_BTF"));
+    }
+
+    /// Reads this machine's BTF when it has one (every CI machine does). The
+    /// expected values are the kernel's own: `pid` and `tgid` are adjacent
+    /// `pid_t`s, and the idle task's flags are not at offset 0.
+    #[test]
+    fn resolves_task_struct_on_this_kernel() {
+        if !Path::new(VMLINUX_BTF).exists() {
+            eprintln!("skipped: {VMLINUX_BTF} not present on this machine");
+            return;
+        }
+        let btf = KernelBtf::from_sys().unwrap();
+        let off = btf.task_offsets().unwrap();
+        assert_eq!(off.tgid, off.pid + 4, "{off:?}");
+        assert!(off.flags > 0 && off.flags < off.pid, "{off:?}");
+        assert!(btf.has_tracepoint("sched_switch"));
+        assert!(!btf.has_tracepoint("no_such_tracepoint_xyz"));
+    }
+}

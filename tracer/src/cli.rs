@@ -1,0 +1,92 @@
+//! Command-line flags.
+
+use std::time::Duration;
+
+use clap::{ArgAction, Parser};
+
+const ABOUT: &str = "Watch real context switches with eBPF and show what they cost.";
+
+const LONG_ABOUT: &str = "\
+Watch real context switches with eBPF and show what they cost.
+
+Every switch (one CPU stops running `prev` and starts running `next`) is
+counted once, in the kernel, in exactly one class, first match wins:
+  idle     prev or next is the CPU's idle task
+  kernel   prev or next is a kernel thread (PF_KTHREAD)
+  thread   both tasks belong to the same process (same tgid): no address-space switch
+  process  different processes: an address-space switch
+
+Each switch is also voluntary (prev blocked) or preempted, split exactly as the
+kernel splits its own nvcsw/nivcsw counters.
+
+switch cost (switch_cost_ns): from sched_switch, as prev leaves, until the
+incoming task runs again on the same CPU (the sched_exit_tp tracepoint, Linux
+6.16 and later). It includes the tracer's own probes, a few tens of ns. On older
+kernels it is reported as unavailable, never as zero.
+
+Traces the whole system until Ctrl-C (or --duration), then prints a report.
+Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with BTF.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  sudo tracer                 trace until Ctrl-C, then print the report
+  sudo tracer -d 10s          trace for 10 seconds
+  sudo tracer -i 1s --json    one JSON object per second, one per line
+
+Exit status: 0 on success (also after Ctrl-C or SIGTERM), 1 when tracing could
+not start or failed, 2 for invalid arguments.";
+
+#[derive(Debug, Parser)]
+#[command(name = "tracer", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Stop after this long: 10s, 500ms, 2m, 1h; a bare number is seconds.
+    #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Print a report every DURATION (each covers that interval only).
+    #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+
+    /// Print JSON: one object per report, one line each.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Only classify and count; don't attach the switch-cost probe.
+    #[arg(long)]
+    pub no_switch_cost: bool,
+
+    /// Leave out the per-class log2 histograms from the human report.
+    #[arg(long)]
+    pub no_hist: bool,
+
+    /// More diagnostics on stderr (-v: what was loaded and attached, -vv: debug).
+    #[arg(short, long, action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::duration::parse(s).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn flags_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_durations_and_flags() {
+        let cli = Cli::try_parse_from(["tracer", "-d", "2m", "-i", "500ms", "--json", "-vv"]).unwrap();
+        assert_eq!(cli.duration, Some(Duration::from_secs(120)));
+        assert_eq!(cli.interval, Some(Duration::from_millis(500)));
+        assert!(cli.json);
+        assert_eq!(cli.verbose, 2);
+        assert!(Cli::try_parse_from(["tracer", "-d", "soon"]).is_err());
+        assert!(Cli::try_parse_from(["tracer", "--bogus"]).is_err());
+    }
+}

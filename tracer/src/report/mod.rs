@@ -1,0 +1,275 @@
+//! What one report says, computed from the difference of two snapshots, and
+//! its renderings: a table with log2 histograms, or JSON.
+
+pub mod json;
+pub mod log2;
+pub mod table;
+
+use hdrhistogram::Histogram as Hdr;
+use tracer_common::{
+    Class,
+    class::{PREEMPTED, VOLUNTARY},
+    hist::{MAX_VALUE, bucket_value},
+};
+
+use crate::snapshot::{ClassHistogram, Snapshot};
+
+/// Where the numbers came from, for the report header.
+#[derive(Clone, Debug)]
+pub struct Meta {
+    pub kernel_release: String,
+    pub probe: &'static str,
+    /// Why `switch_cost_ns` is missing, when it is.
+    pub switch_cost_unavailable: Option<String>,
+}
+
+/// One report: everything that happened in `duration_ns`.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub duration_ns: u64,
+    pub meta: Meta,
+    /// One entry per class, in [`Class::ALL`] order.
+    pub classes: Vec<ClassReport>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ClassReport {
+    pub class: Class,
+    pub voluntary: u64,
+    pub preempted: u64,
+    /// `None` when switch cost is not measured in this run.
+    pub switch_cost: Option<Latency>,
+}
+
+impl ClassReport {
+    pub fn switches(&self) -> u64 {
+        self.voluntary + self.preempted
+    }
+}
+
+/// Summary of one latency distribution. Percentiles, min and max are within
+/// 1 % of the exact values (bucket midpoints, see `tracer_common::hist`); the
+/// mean is exact.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Latency {
+    pub count: u64,
+    /// `None` when `count` is 0.
+    pub stats: Option<LatencyStats>,
+    /// Samples per power-of-two range `[2^k, 2^(k+1))`: `(k, count)`, exact.
+    pub log2: Vec<(u32, u64)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LatencyStats {
+    pub min: u64,
+    pub mean: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+impl Latency {
+    pub fn from_histogram(h: &ClassHistogram) -> Self {
+        let count = h.count();
+        let log2 = log2::slots(h);
+        if count == 0 {
+            return Self { count, stats: None, log2 };
+        }
+        let mut hdr = Hdr::<u64>::new_with_bounds(1, MAX_VALUE, 3).expect("static bounds are valid");
+        for (i, &n) in h.buckets.iter().enumerate() {
+            if n > 0 {
+                // Values are below MAX_VALUE by construction, so this cannot fail.
+                hdr.record_n(bucket_value(i).max(1), n).expect("value within bounds");
+            }
+        }
+        let lowest = h.buckets.iter().position(|&n| n > 0).unwrap_or(0);
+        let highest = h.buckets.iter().rposition(|&n| n > 0).unwrap_or(0);
+        let q = |q: f64| hdr.value_at_quantile(q);
+        Self {
+            count,
+            stats: Some(LatencyStats {
+                min: bucket_value(lowest),
+                mean: h.sum_ns / count,
+                p50: q(0.50),
+                p90: q(0.90),
+                p99: q(0.99),
+                p999: q(0.999),
+                max: bucket_value(highest),
+            }),
+            log2,
+        }
+    }
+}
+
+impl Report {
+    /// The report for what happened between two snapshots.
+    pub fn between(earlier: &Snapshot, now: &Snapshot, meta: Meta) -> Self {
+        let delta = now.since(earlier);
+        let counts = delta.counts();
+        let classes = Class::ALL
+            .iter()
+            .map(|&class| ClassReport {
+                class,
+                voluntary: counts.by_class[class.index()][VOLUNTARY],
+                preempted: counts.by_class[class.index()][PREEMPTED],
+                switch_cost: delta
+                    .switch_cost
+                    .as_ref()
+                    .map(|h| Latency::from_histogram(&h[class.index()])),
+            })
+            .collect();
+        Self {
+            duration_ns: now.taken_ns.saturating_sub(earlier.taken_ns),
+            meta,
+            classes,
+        }
+    }
+
+    /// Sum of all classes.
+    pub fn switches(&self) -> u64 {
+        self.classes.iter().map(ClassReport::switches).sum()
+    }
+
+    pub fn class(&self, class: Class) -> &ClassReport {
+        &self.classes[class.index()]
+    }
+}
+
+/// A duration in ns, human-readable with three significant digits.
+pub fn fmt_ns(ns: u64) -> String {
+    let v = ns as f64;
+    let (value, unit) = if ns < 1_000 {
+        return format!("{ns}ns");
+    } else if ns < 1_000_000 {
+        (v / 1e3, "us")
+    } else if ns < 1_000_000_000 {
+        (v / 1e6, "ms")
+    } else {
+        (v / 1e9, "s")
+    };
+    if value >= 100.0 {
+        format!("{value:.0}{unit}")
+    } else if value >= 10.0 {
+        format!("{value:.1}{unit}")
+    } else {
+        format!("{value:.2}{unit}")
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn meta() -> Meta {
+        Meta {
+            kernel_release: "6.18.0-test".into(),
+            probe: "tp_btf",
+            switch_cost_unavailable: None,
+        }
+    }
+
+    /// A deterministic pseudo-random sequence (xorshift), so failures repeat.
+    pub(crate) struct Rng(pub u64);
+    impl Rng {
+        pub(crate) fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        /// Log-uniform in [lo, hi).
+        pub(crate) fn log_uniform(&mut self, lo: f64, hi: f64) -> u64 {
+            let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+            (lo * (hi / lo).powf(u)) as u64
+        }
+    }
+
+    fn exact_quantile(sorted: &[u64], q: f64) -> u64 {
+        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        sorted[rank - 1]
+    }
+
+    fn check_within_2_percent(samples: &[u64]) {
+        let mut h = ClassHistogram::default();
+        for &s in samples {
+            h.record(s);
+        }
+        let lat = Latency::from_histogram(&h);
+        let st = lat.stats.unwrap();
+        let mut sorted = samples.to_vec();
+        sorted.sort_unstable();
+        let checks = [
+            ("p50", st.p50, exact_quantile(&sorted, 0.5)),
+            ("p90", st.p90, exact_quantile(&sorted, 0.9)),
+            ("p99", st.p99, exact_quantile(&sorted, 0.99)),
+            ("p999", st.p999, exact_quantile(&sorted, 0.999)),
+            ("min", st.min, sorted[0]),
+            ("max", st.max, *sorted.last().unwrap()),
+        ];
+        for (name, got, exact) in checks {
+            let err = got.abs_diff(exact) as f64 / exact as f64;
+            assert!(err <= 0.02, "{name}: got {got}, exact {exact}, error {:.3}%", err * 100.0);
+        }
+        let exact_mean = samples.iter().sum::<u64>() / samples.len() as u64;
+        assert_eq!(st.mean, exact_mean);
+        assert_eq!(lat.count, samples.len() as u64);
+    }
+
+    #[test]
+    fn percentiles_within_2_percent_from_100ns_to_10s() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        // Spread over the whole range.
+        let wide: Vec<u64> = (0..200_000).map(|_| rng.log_uniform(100.0, 10e9)).collect();
+        check_within_2_percent(&wide);
+        // Narrow, like a switch-cost distribution, with a long tail.
+        let narrow: Vec<u64> = (0..100_000)
+            .map(|i| if i % 1000 == 0 { rng.log_uniform(10e3, 5e6) } else { rng.log_uniform(250.0, 450.0) })
+            .collect();
+        check_within_2_percent(&narrow);
+        // Few samples, each percentile a different sample.
+        for n in [1, 2, 3, 10, 999] {
+            let few: Vec<u64> = (0..n).map(|_| rng.log_uniform(100.0, 10e9)).collect();
+            check_within_2_percent(&few);
+        }
+    }
+
+    #[test]
+    fn empty_histogram_has_no_stats() {
+        let lat = Latency::from_histogram(&ClassHistogram::default());
+        assert_eq!(lat.count, 0);
+        assert!(lat.stats.is_none());
+        assert!(lat.log2.is_empty());
+    }
+
+    #[test]
+    fn report_between_snapshots() {
+        let a = Snapshot::empty(2, true);
+        let mut b = a.clone();
+        b.taken_ns = 2_000_000_000;
+        for _ in 0..3 {
+            b.record(0, Class::Thread, true, Some(320));
+        }
+        b.record(1, Class::Process, false, Some(400));
+        let r = Report::between(&a, &b, meta());
+        assert_eq!(r.duration_ns, 2_000_000_000);
+        assert_eq!(r.switches(), 4);
+        assert_eq!(r.class(Class::Thread).voluntary, 3);
+        assert_eq!(r.class(Class::Process).preempted, 1);
+        assert_eq!(r.class(Class::Idle).switches(), 0);
+        let cost = r.class(Class::Thread).switch_cost.as_ref().unwrap();
+        assert_eq!(cost.count, 3);
+    }
+
+    #[test]
+    fn formats_durations() {
+        assert_eq!(fmt_ns(0), "0ns");
+        assert_eq!(fmt_ns(999), "999ns");
+        assert_eq!(fmt_ns(1_234), "1.23us");
+        assert_eq!(fmt_ns(45_600), "45.6us");
+        assert_eq!(fmt_ns(456_000), "456us");
+        assert_eq!(fmt_ns(12_300_000), "12.3ms");
+        assert_eq!(fmt_ns(2_500_000_000), "2.50s");
+    }
+}

@@ -1,0 +1,176 @@
+//! The tracing session: attach, report per interval and at the end, detach
+//! on Ctrl-C, SIGTERM or the end of `--duration`.
+
+use std::{
+    io::{self, Write},
+    pin::pin,
+    time::Duration,
+};
+
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+    time::{Instant, sleep_until},
+};
+
+use crate::{
+    cli::Cli,
+    probe::{ProbeError, ProbeOptions, Probes, SwitchCost},
+    report::{Meta, Report, json, table},
+    snapshot::Snapshot,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(io::Error),
+    #[error("cannot write the report: {0}")]
+    Output(io::Error),
+}
+
+/// Where reports go; a closed pipe ends the session quietly.
+struct Output {
+    json: bool,
+    histograms: bool,
+}
+
+impl Output {
+    /// Writes one report. `Ok(false)` when stdout is a closed pipe.
+    fn emit(&self, report: &Report) -> Result<bool, RunError> {
+        let text = if self.json {
+            let mut line = json::render(report);
+            line.push('\n');
+            line
+        } else {
+            let mut text = table::render(report, self.histograms);
+            text.push('\n');
+            text
+        };
+        let mut stdout = io::stdout().lock();
+        match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+            Err(e) => Err(RunError::Output(e)),
+        }
+    }
+}
+
+/// Runs a tracing session as the CLI describes.
+pub async fn trace(cli: &Cli) -> Result<(), RunError> {
+    // Handlers first, so a Ctrl-C during loading is not lost.
+    let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+
+    let loading = std::time::Instant::now();
+    let mut probes = Probes::attach(ProbeOptions {
+        switch_cost: !cli.no_switch_cost,
+    })?;
+    log::info!("loaded and attached in {:?}", loading.elapsed());
+    if let Some(logger) = probes.take_logger() {
+        spawn_kernel_log(logger);
+    }
+    let meta = Meta {
+        kernel_release: crate::kernel_release(),
+        probe: probes.probe,
+        switch_cost_unavailable: match &probes.switch_cost {
+            SwitchCost::Unavailable(why) => Some(why.clone()),
+            SwitchCost::Disabled => Some("disabled by --no-switch-cost".into()),
+            SwitchCost::Measured => None,
+        },
+    };
+    if let SwitchCost::Unavailable(why) = &probes.switch_cost {
+        eprintln!("tracer: switch cost unavailable: {why}; still classifying and counting every switch");
+    }
+    let out = Output {
+        json: cli.json,
+        histograms: !cli.no_hist,
+    };
+    if !cli.json {
+        let until = match cli.duration {
+            Some(d) => format!("for {}", crate::report::fmt_ns(d.as_nanos() as u64)),
+            None => "until Ctrl-C".into(),
+        };
+        eprintln!("tracer: tracing context switches system-wide {until}");
+    }
+
+    let mut previous = probes.snapshot()?;
+    let started = Instant::now();
+    let deadline = cli.duration.map(|d| started + d);
+    let mut next_tick = cli.interval.map(|i| started + i);
+    loop {
+        let wake = match (deadline, next_tick) {
+            (Some(d), Some(t)) => Some(d.min(t)),
+            (d, t) => d.or(t),
+        };
+        let timer = pin!(async move {
+            match wake {
+                Some(at) => sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        });
+        tokio::select! {
+            () = timer => {}
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        if let (Some(tick), Some(interval)) = (next_tick.as_mut(), cli.interval) {
+            let now = probes.snapshot()?;
+            if !out.emit(&Report::between(&previous, &now, meta.clone()))? {
+                return Ok(());
+            }
+            previous = now;
+            *tick += interval;
+        }
+    }
+    let last = probes.snapshot()?;
+    drop(probes); // Detach before printing.
+    let report = Report::between(&previous, &last, meta);
+    if cli.interval.is_none() || report.duration_ns >= Duration::from_millis(1).as_nanos() as u64 {
+        out.emit(&report)?;
+    }
+    Ok(())
+}
+
+/// Forwards kernel-side diagnostics (aya-log) to the `log` output.
+fn spawn_kernel_log(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
+    // SAFETY: the logger owns its ring-buffer fd for as long as the AsyncFd
+    // holds it, and flushing neither closes nor replaces that fd.
+    let registered = unsafe { AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE) };
+    let mut logger = match registered {
+        Ok(fd) => fd,
+        Err(e) => {
+            log::warn!("kernel-side diagnostics unavailable: {e}");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            let Ok(mut guard) = logger.readable_mut().await else { return };
+            guard.get_inner_mut().flush();
+            guard.clear_ready();
+        }
+    });
+}
+
+/// Builds a report straight from two snapshots, for callers that drive
+/// [`Probes`] themselves (tests, benchmarks).
+pub fn report(probes: &Probes, earlier: &Snapshot, now: &Snapshot) -> Report {
+    Report::between(
+        earlier,
+        now,
+        Meta {
+            kernel_release: crate::kernel_release(),
+            probe: probes.probe,
+            switch_cost_unavailable: match &probes.switch_cost {
+                SwitchCost::Measured => None,
+                SwitchCost::Disabled => Some("disabled".into()),
+                SwitchCost::Unavailable(why) => Some(why.clone()),
+            },
+        },
+    )
+}

@@ -1,0 +1,185 @@
+//! Counters and histograms as read from the kernel at one instant, and the
+//! difference between two such readings (what happened in between).
+
+use tracer_common::{
+    Class,
+    class::{NUM_CLASSES, PREEMPTED, VOLUNTARY},
+    hist::{Histogram, NUM_BUCKETS, bucket_index},
+    maps::SwitchCounts,
+};
+
+/// `CLOCK_MONOTONIC` in ns: the clock `bpf_ktime_get_ns()` uses.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// One latency histogram, merged over CPUs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassHistogram {
+    pub buckets: Vec<u64>,
+    pub sum_ns: u64,
+}
+
+impl Default for ClassHistogram {
+    fn default() -> Self {
+        Self {
+            buckets: vec![0; NUM_BUCKETS],
+            sum_ns: 0,
+        }
+    }
+}
+
+impl ClassHistogram {
+    /// Merges per-CPU histograms.
+    pub fn sum_of<'a>(per_cpu: impl IntoIterator<Item = &'a Histogram>) -> Self {
+        let mut out = Self::default();
+        for h in per_cpu {
+            for (total, n) in out.buckets.iter_mut().zip(h.buckets.iter()) {
+                *total += n;
+            }
+            out.sum_ns += h.sum_ns;
+        }
+        out
+    }
+
+    /// Number of samples.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+
+    /// Adds one sample, exactly as the kernel program does.
+    pub fn record(&mut self, ns: u64) {
+        self.buckets[bucket_index(ns)] += 1;
+        self.sum_ns += ns;
+    }
+
+    fn minus(&self, earlier: &Self) -> Self {
+        Self {
+            buckets: self
+                .buckets
+                .iter()
+                .zip(&earlier.buckets)
+                .map(|(now, then)| now.saturating_sub(*then))
+                .collect(),
+            sum_ns: self.sum_ns.saturating_sub(earlier.sum_ns),
+        }
+    }
+}
+
+/// Cumulative state of the kernel maps at `taken_ns`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// `CLOCK_MONOTONIC` when read.
+    pub taken_ns: u64,
+    /// Switch counters, one entry per possible CPU.
+    pub per_cpu_counts: Vec<SwitchCounts>,
+    /// `switch_cost_ns` per class (index = `Class::index()`); `None` when not
+    /// measured in this run.
+    pub switch_cost: Option<Vec<ClassHistogram>>,
+}
+
+impl Snapshot {
+    /// An empty snapshot, as the maps are right after loading.
+    pub fn empty(cpus: usize, switch_cost: bool) -> Self {
+        Self {
+            taken_ns: 0,
+            per_cpu_counts: vec![SwitchCounts::default(); cpus],
+            switch_cost: switch_cost.then(|| vec![ClassHistogram::default(); NUM_CLASSES]),
+        }
+    }
+
+    /// Counters summed over all CPUs.
+    pub fn counts(&self) -> SwitchCounts {
+        let mut total = SwitchCounts::default();
+        for cpu in &self.per_cpu_counts {
+            for (t, c) in total.by_class.iter_mut().zip(cpu.by_class.iter()) {
+                t[VOLUNTARY] += c[VOLUNTARY];
+                t[PREEMPTED] += c[PREEMPTED];
+            }
+        }
+        total
+    }
+
+    /// Switches of `class` on one CPU (voluntary + preempted).
+    pub fn cpu_switches(&self, cpu: usize, class: Class) -> u64 {
+        self.per_cpu_counts
+            .get(cpu)
+            .map_or(0, |c| c.by_class[class.index()].iter().sum())
+    }
+
+    /// What happened between `earlier` and `self`.
+    pub fn since(&self, earlier: &Snapshot) -> Snapshot {
+        let per_cpu_counts = self
+            .per_cpu_counts
+            .iter()
+            .zip(&earlier.per_cpu_counts)
+            .map(|(now, then)| {
+                let mut d = SwitchCounts::default();
+                for ((d, n), t) in d.by_class.iter_mut().zip(&now.by_class).zip(&then.by_class) {
+                    d[VOLUNTARY] = n[VOLUNTARY].saturating_sub(t[VOLUNTARY]);
+                    d[PREEMPTED] = n[PREEMPTED].saturating_sub(t[PREEMPTED]);
+                }
+                d
+            })
+            .collect();
+        let switch_cost = match (&self.switch_cost, &earlier.switch_cost) {
+            (Some(now), Some(then)) => Some(now.iter().zip(then).map(|(n, t)| n.minus(t)).collect()),
+            _ => None,
+        };
+        Snapshot {
+            taken_ns: self.taken_ns,
+            per_cpu_counts,
+            switch_cost,
+        }
+    }
+
+    /// Records one switch as the kernel programs would: the fake event
+    /// source for tests of everything downstream of the maps.
+    pub fn record(&mut self, cpu: usize, class: Class, voluntary: bool, cost_ns: Option<u64>) {
+        let kind = if voluntary { VOLUNTARY } else { PREEMPTED };
+        self.per_cpu_counts[cpu].by_class[class.index()][kind] += 1;
+        if let (Some(hists), Some(ns)) = (&mut self.switch_cost, cost_ns) {
+            hists[class.index()].record(ns);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_subtracts_counts_and_buckets() {
+        let mut a = Snapshot::empty(2, true);
+        a.record(0, Class::Thread, true, Some(300));
+        let mut b = a.clone();
+        b.record(1, Class::Thread, false, Some(400));
+        b.record(1, Class::Process, true, Some(500));
+        let d = b.since(&a);
+        let c = d.counts();
+        assert_eq!(c.by_class[Class::Thread.index()], [0, 1]);
+        assert_eq!(c.by_class[Class::Process.index()], [1, 0]);
+        assert_eq!(d.cpu_switches(1, Class::Thread), 1);
+        assert_eq!(d.cpu_switches(0, Class::Thread), 0);
+        let hists = d.switch_cost.unwrap();
+        assert_eq!(hists[Class::Thread.index()].count(), 1);
+        assert_eq!(hists[Class::Thread.index()].sum_ns, 400);
+        assert_eq!(hists[Class::Process.index()].sum_ns, 500);
+    }
+
+    #[test]
+    fn merges_per_cpu_histograms() {
+        let mut h1 = Histogram::ZERO;
+        let mut h2 = Histogram::ZERO;
+        h1.buckets[bucket_index(1000)] += 2;
+        h1.sum_ns += 2000;
+        h2.buckets[bucket_index(1000)] += 1;
+        h2.sum_ns += 1000;
+        let merged = ClassHistogram::sum_of([&h1, &h2]);
+        assert_eq!(merged.count(), 3);
+        assert_eq!(merged.sum_ns, 3000);
+    }
+}

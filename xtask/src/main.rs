@@ -1,0 +1,55 @@
+//! `cargo xtask`: the project's only entry points. Each command first makes
+//! sure the pinned toolchain, rust-src and bpf-linker are installed.
+mod setup;
+mod tasks;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, run and test tracer")]
+struct Xtask {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what the build needs (toolchain, rust-src, bpf-linker).
+    Setup,
+    /// Build the self-contained release binary target/release/tracer.
+    Build,
+    /// Build, then run tracer (through sudo when not root): `cargo xtask run -- -d 5s`.
+    Run {
+        /// Arguments for tracer.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Every test: unit tests, CLI tests, and live-kernel tests (as root, via sudo when needed).
+    Test {
+        /// Extra arguments for the test binaries (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// rustfmt --check and clippy -D warnings, host crates and the eBPF crate.
+    Lint,
+}
+
+fn main() -> ExitCode {
+    let xtask = Xtask::parse();
+    let result = match xtask.command {
+        Command::Setup => setup::ensure().map(drop),
+        Command::Build => setup::ensure().and_then(|env| tasks::build(&env)),
+        Command::Run { args } => setup::ensure().and_then(|env| tasks::run(&env, &args)),
+        Command::Test { args } => setup::ensure().and_then(|env| tasks::test(&env, &args)),
+        Command::Lint => setup::ensure().and_then(|env| tasks::lint(&env)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Build, run, test, lint.
+
+use std::process::Command;
+
+use anyhow::Context as _;
+
+use crate::setup::{Env, TOOLCHAIN, run as run_cmd};
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+pub fn build(env: &Env) -> anyhow::Result<()> {
+    run_cmd(env.cargo().args(["build", "--release", "--package", "tracer"]))?;
+    eprintln!(
+        "xtask: built {}",
+        env.workspace.join("target/release/tracer").display()
+    );
+    Ok(())
+}
+
+pub fn run(env: &Env, args: &[String]) -> anyhow::Result<()> {
+    build(env)?;
+    let binary = env.workspace.join("target/release/tracer");
+    let mut cmd = if is_root() {
+        Command::new(&binary)
+    } else {
+        let mut sudo = Command::new("sudo");
+        sudo.arg(&binary);
+        sudo
+    };
+    let status = cmd
+        .args(args)
+        .status()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    std::process::exit(status.code().unwrap_or(1));
+}
+
+pub fn test(env: &Env, args: &[String]) -> anyhow::Result<()> {
+    // Unit and CLI tests of every host crate.
+    run_cmd(env.cargo().args(["test", "--workspace", "--release", "--"]).args(args))?;
+    // Live-kernel tests: root, one at a time (they measure the whole machine).
+    let mut live = env.cargo();
+    live.args(["test", "--release", "--package", "tracer", "--test", "live", "--", "--include-ignored", "--test-threads=1"])
+        .args(args);
+    if !is_root() {
+        eprintln!("xtask: live-kernel tests need root; running them through sudo");
+        live.env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER", "sudo -E");
+    }
+    run_cmd(&mut live)
+}
+
+pub fn lint(env: &Env) -> anyhow::Result<()> {
+    run_cmd(env.cargo().args(["fmt", "--all", "--check"]))?;
+    run_cmd(env.cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    // The kernel programs, for the BPF target they are built for.
+    run_cmd(
+        env.cargo()
+            .args(["clippy", "--package", "tracer-ebpf", "--release", "--target", "bpfel-unknown-none"])
+            .args(["-Z", "build-std=core", "--", "-D", "warnings"])
+            .env("RUSTC_BOOTSTRAP", "1"),
+    )?;
+    eprintln!("xtask: fmt and clippy clean ({TOOLCHAIN})");
+    Ok(())
+}
