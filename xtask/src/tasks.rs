@@ -45,7 +45,7 @@ pub fn run(env: &Env, args: &[String]) -> anyhow::Result<()> {
 
 pub fn test(env: &Env, args: &[String]) -> anyhow::Result<()> {
     // Unit and CLI tests of every host crate.
-    run_cmd(env.cargo().args(["test", "--workspace", "--release", "--"]).args(args))?;
+    run_cmd(env.cargo().args(["test", "--release", "--"]).args(args))?;
     // Live-kernel tests: root, one at a time (they measure the whole machine).
     let mut live = env.cargo();
     live.args(["test", "--release", "--package", "tracer", "--test", "live", "--", "--include-ignored", "--test-threads=1"])
@@ -59,7 +59,7 @@ pub fn test(env: &Env, args: &[String]) -> anyhow::Result<()> {
 
 pub fn lint(env: &Env) -> anyhow::Result<()> {
     run_cmd(env.cargo().args(["fmt", "--all", "--check"]))?;
-    run_cmd(env.cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run_cmd(env.cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
     // The kernel programs, for the BPF target they are built for.
     run_cmd(
         env.cargo()

@@ -123,7 +123,7 @@ mod tests {
         ]));
         let thread: Vec<&str> = rows.iter().find(|r| r.starts_with("thread")).unwrap().split_whitespace().collect();
         assert_eq!(&thread[..6], ["thread", "1000", "1000.0", "90.0", "10.0", "1000"]);
-        assert_eq!(thread[6], "300ns"); // min
+        assert_eq!(thread[6], "301ns"); // min 300 reported as the midpoint of its bucket [300, 304)
         let idle: Vec<&str> = rows.iter().find(|r| r.starts_with("idle")).unwrap().split_whitespace().collect();
         assert_eq!(&idle[..6], ["idle", "0", "0.0", "-", "-", "0"]);
         assert!(text.contains("switch_cost_ns, class thread (1000 samples):"));

@@ -1,0 +1,293 @@
+//! Live-kernel tests: load the real programs, run workloads with known ground
+//! truth, and check what the tracer saw against the kernel's own accounting.
+//! They need root and a BPF-capable kernel with BTF; `cargo xtask test` runs
+//! them (through sudo when needed), one at a time.
+
+use std::{
+    collections::BTreeSet,
+    io::{BufRead as _, BufReader},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use serde_json::Value;
+use tracer::{
+    probe::{ProbeOptions, Probes, SwitchCost},
+    snapshot::Snapshot,
+    workload::{self, Outcome, PingPong},
+};
+use tracer_common::Class;
+
+const ROUND_TRIPS: u64 = 100_000;
+const NEEDS_ROOT: &str = "needs root and a kernel with BPF and BTF: run `cargo xtask test`";
+
+/// The CPU the workloads are pinned to: the last one, away from CPU 0's
+/// housekeeping.
+fn workload_cpu() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) - 1
+}
+
+fn attach() -> Probes {
+    let probes = Probes::attach(ProbeOptions { switch_cost: true }).unwrap_or_else(|e| panic!("cannot attach: {e}"));
+    // This kernel (6.18) has sched_exit_tp; skip nothing on it.
+    match &probes.switch_cost {
+        SwitchCost::Measured => {}
+        other => eprintln!("note: switch cost not measured here: {other:?}"),
+    }
+    probes
+}
+
+/// Runs `kind` under the tracer; returns what the kernel counted and what the
+/// tracer saw on the workload's CPU over the same span.
+fn traced(kind: PingPong) -> (Outcome, Snapshot, Probes) {
+    let probes = attach();
+    let before = probes.snapshot().unwrap();
+    let outcome = workload::run(kind, workload_cpu(), ROUND_TRIPS).unwrap();
+    let after = probes.snapshot().unwrap();
+    (outcome, after.since(&before), probes)
+}
+
+/// Checks that the workload's switches land in `expected`, and agree with the
+/// kernel's count, within stated margins:
+/// * >= 99 % of the kernel's count of the workload's switches are in `expected`
+///   (a few are preemptions by kernel threads or switches to idle);
+/// * at most 1 % + 200 more: background switches of the same class on the
+///   workload's CPU over ~1 s; a tracer that double counted would exceed it;
+/// * the other user class sees < 1 % of the workload.
+fn check_class(kind: PingPong, expected: Class, other: Class) {
+    let (outcome, delta, probes) = traced(kind);
+    let cpu = workload_cpu();
+    let truth = outcome.switches();
+    let seen = delta.cpu_switches(cpu, expected);
+    let wrong = delta.cpu_switches(cpu, other);
+    eprintln!(
+        "{kind:?}: kernel counted {truth} switches ({} voluntary, {} involuntary) in {:?}; tracer on CPU {cpu}: {expected:?} {seen}, {other:?} {wrong}",
+        outcome.voluntary, outcome.involuntary, outcome.elapsed
+    );
+    assert!(truth >= 2 * ROUND_TRIPS - 10, "pinning did not hold: only {truth} switches for {ROUND_TRIPS} round trips");
+    assert!(seen as f64 >= 0.99 * truth as f64, "{expected:?}: saw {seen}, kernel counted {truth}");
+    assert!(seen as f64 <= 1.01 * truth as f64 + 200.0, "{expected:?}: saw {seen}, more than kernel's {truth}");
+    assert!((wrong as f64) < 0.01 * truth as f64, "{other:?}: {wrong} of {truth} switches misclassified");
+
+    // The voluntary/preempted split follows the kernel's nvcsw/nivcsw.
+    let counts = delta.per_cpu_counts[cpu].by_class[expected.index()];
+    let (voluntary, preempted) = (counts[0], counts[1]);
+    assert!(
+        voluntary as f64 >= 0.99 * outcome.voluntary as f64 && voluntary as f64 <= 1.01 * outcome.voluntary as f64 + 200.0,
+        "voluntary: tracer {voluntary}, kernel {}",
+        outcome.voluntary
+    );
+    assert!(preempted <= outcome.involuntary + 200, "preempted: tracer {preempted}, kernel {}", outcome.involuntary);
+
+    // Every switch of the class also got a switch-cost sample.
+    if probes.switch_cost == SwitchCost::Measured {
+        let report = tracer::run::report(&probes, &Snapshot::empty(delta.per_cpu_counts.len(), true), &delta);
+        let class = report.class(expected);
+        let cost = class.switch_cost.as_ref().unwrap();
+        let stats = cost.stats.as_ref().unwrap();
+        eprintln!(
+            "{expected:?} switch cost (all CPUs): n={} p50={} p90={} p99={} max={}",
+            cost.count, stats.p50, stats.p90, stats.p99, stats.max
+        );
+        assert!(cost.count as f64 >= 0.99 * class.switches() as f64, "{} samples for {} switches", cost.count, class.switches());
+        assert!(cost.count <= class.switches(), "{} samples for {} switches", cost.count, class.switches());
+        assert!((30..100_000).contains(&stats.p50), "implausible p50 {}", stats.p50);
+        assert!(stats.min <= stats.p50 && stats.p50 <= stats.p90 && stats.p90 <= stats.p99 && stats.p99 <= stats.max);
+    }
+}
+
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn thread_ping_pong_is_thread_class() {
+    check_class(PingPong::Threads, Class::Thread, Class::Process);
+}
+
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn process_ping_pong_is_process_class() {
+    check_class(PingPong::Processes, Class::Process, Class::Thread);
+}
+
+/// Ids of the loaded BPF programs named like ours (by id, so that programs of
+/// another tracer instance coming and going do not confuse the count).
+fn our_programs() -> BTreeSet<u32> {
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .filter(|p| matches!(p.name_as_str(), Some("sched_switch" | "sched_exit")))
+        .map(|p| p.id())
+        .collect()
+}
+
+/// Waits (up to 2 s) until none of `ids` is loaded any more; the kernel frees
+/// a program shortly after its last fd closes.
+fn assert_unloaded(ids: &BTreeSet<u32>, what: &str) {
+    for _ in 0..100 {
+        if our_programs().is_disjoint(ids) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{what}: programs {:?} still loaded", our_programs().intersection(ids).collect::<Vec<_>>());
+}
+
+/// Kills the child if a test fails before it ends, so no tracer outlives its test.
+struct Reaper(Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn programs_detach_when_probes_drop() {
+    let before = our_programs();
+    let probes = attach();
+    let ours: BTreeSet<u32> = our_programs().difference(&before).copied().collect();
+    assert_eq!(ours.len(), 2, "{NEEDS_ROOT}: expected our two programs, found {ours:?}");
+    drop(probes);
+    assert_unloaded(&ours, "after drop");
+}
+
+fn tracer_cmd() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tracer"))
+}
+
+fn parse_report(line: &str) -> Value {
+    let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    let classes = ["thread", "process", "kernel", "idle"];
+    let sum: u64 = classes.iter().map(|c| v["classes"][c]["switches"].as_u64().unwrap()).sum();
+    assert_eq!(v["switches"].as_u64().unwrap(), sum, "switches is the sum of the classes: {line}");
+    for c in classes {
+        let class = &v["classes"][c];
+        let (vol, pre) = (class["voluntary"].as_u64().unwrap(), class["preempted"].as_u64().unwrap());
+        assert_eq!(vol + pre, class["switches"].as_u64().unwrap(), "{c}: voluntary + preempted: {line}");
+    }
+    assert_eq!(v["probe"], "tp_btf");
+    assert_eq!(v["kernel_release"].as_str().unwrap(), tracer::kernel_release());
+    v
+}
+
+/// The binary, end to end: `tracer --json -d` while a thread ping-pong runs.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn cli_json_sees_the_workload() {
+    let mut child = Reaper(tracer_cmd().args(["--json", "-d", "4s"]).stdout(Stdio::piped()).spawn().unwrap());
+    // Give it time to attach (well under 1 s here), then run the workload.
+    std::thread::sleep(Duration::from_millis(1500));
+    let outcome = workload::run(PingPong::Threads, workload_cpu(), ROUND_TRIPS).unwrap();
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "tracer failed: {status:?}");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.0.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one JSON object per report: {stdout}");
+    let v = parse_report(lines[0]);
+    let d = v["duration_ns"].as_u64().unwrap();
+    assert!((3_900_000_000..5_000_000_000).contains(&d), "duration_ns {d}");
+    let thread = v["classes"]["thread"]["switches"].as_u64().unwrap();
+    let truth = outcome.switches();
+    // System-wide, so other processes' thread switches add to it; allow 5 % of
+    // the workload for them, far below what a misclassification would move.
+    assert!(thread as f64 >= 0.99 * truth as f64, "thread {thread} < 99 % of {truth}");
+    assert!((thread as f64) <= 1.05 * truth as f64 + 2000.0, "thread {thread} vs {truth}");
+    let cost = &v["classes"]["thread"]["switch_cost_ns"];
+    assert!(cost["count"].as_u64().unwrap() as f64 >= 0.99 * truth as f64);
+    for key in ["min", "p50", "p90", "p99", "p999", "max"] {
+        assert!(cost[key].as_u64().is_some(), "{key} missing: {cost}");
+    }
+}
+
+/// Ctrl-C and SIGTERM: detach, print the final report, exit 0; no program left.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn signals_end_with_a_final_report() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let before = our_programs();
+        let mut child = Reaper(tracer_cmd().arg("--json").stdout(Stdio::piped()).spawn().unwrap());
+        std::thread::sleep(Duration::from_millis(1500));
+        let ours: BTreeSet<u32> = our_programs().difference(&before).copied().collect();
+        assert_eq!(ours.len(), 2, "tracer did not attach: {ours:?}");
+        // SAFETY: sends a signal to our own child.
+        assert_eq!(unsafe { libc::kill(child.0.id() as i32, signal) }, 0);
+        let status = child.0.wait().unwrap();
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(child.0.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        assert!(status.success(), "signal {signal}: exit {status:?}");
+        let v = parse_report(stdout.trim());
+        assert!(v["duration_ns"].as_u64().unwrap() >= 1_000_000_000);
+        assert!(v["switches"].as_u64().unwrap() > 0);
+        assert_unloaded(&ours, "after the signal");
+    }
+}
+
+/// `--interval`: one line per interval, each covering that interval.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn interval_reports_one_line_each() {
+    let mut child = Reaper(tracer_cmd().args(["--json", "-i", "400ms", "-d", "2s"]).stdout(Stdio::piped()).spawn().unwrap());
+    let stdout = child.0.stdout.take().unwrap();
+    let lines: Vec<String> = BufReader::new(stdout).lines().map(Result::unwrap).collect();
+    assert!(child.0.wait().unwrap().success());
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    let mut total = 0;
+    for line in &lines {
+        let v = parse_report(line);
+        let d = v["duration_ns"].as_u64().unwrap();
+        assert!((300_000_000..600_000_000).contains(&d), "interval of {d} ns");
+        total += d;
+    }
+    assert!((1_900_000_000..2_300_000_000).contains(&total), "intervals add up to {total}");
+}
+
+/// The human report names every class and, on this kernel, the switch cost.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn human_report_has_every_class() {
+    let out = tracer_cmd().args(["-d", "1s"]).output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    for class in ["thread", "process", "kernel", "idle"] {
+        assert!(stdout.lines().any(|l| l.starts_with(class)), "no {class} row:\n{stdout}");
+    }
+    assert!(stdout.contains("p99.9"));
+    assert!(stdout.contains("switch_cost_ns, class idle"), "{stdout}");
+}
+
+/// Without privileges: one clear line, exit 1, no panic.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn unprivileged_gets_one_clear_line() {
+    // Drop to `nobody` with no capabilities at all.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"])
+        .arg(env!("CARGO_BIN_EXE_tracer"))
+        .args(["-d", "1s"])
+        .output()
+        .expect("setpriv (util-linux) is needed for this test");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("CAP_BPF") && lines[0].contains("sudo"), "{stderr}");
+    assert!(!stderr.contains("panicked"));
+}
+
+/// A kernel without BTF (simulated by hiding /sys/kernel/btf in a private
+/// mount namespace): one clear line naming what is missing.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn missing_btf_gets_one_clear_line() {
+    let script = format!(
+        "mount -t tmpfs none /sys/kernel/btf && exec {} -d 1s",
+        env!("CARGO_BIN_EXE_tracer")
+    );
+    let out = Command::new("unshare").args(["--mount", "--propagation", "private", "sh", "-c", &script]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("/sys/kernel/btf/vmlinux") && lines[0].contains("CONFIG_DEBUG_INFO_BTF"), "{stderr}");
+}
