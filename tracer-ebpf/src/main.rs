@@ -101,7 +101,11 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), &'static str> {
     let prev_state = ctx.arg::<u64>(3) as u32;
 
     let class = classify(&task_ids(prev), &task_ids(next));
-    let kind = if is_voluntary(preempt, prev_state) { VOLUNTARY } else { PREEMPTED };
+    let kind = if is_voluntary(preempt, prev_state) {
+        VOLUNTARY
+    } else {
+        PREEMPTED
+    };
 
     let counts = COUNTS.get_ptr_mut(0).ok_or("COUNTS")?;
     // SAFETY: per-CPU value of a live map; tracepoints run with preemption

@@ -16,18 +16,14 @@ pub enum BtfError {
     )]
     Missing(PathBuf),
     #[error("cannot read kernel BTF at {path}: {source}")]
-    Unreadable {
-        path: PathBuf,
-        source: btf_rs::Error,
-    },
+    Unreadable { path: PathBuf, source: btf_rs::Error },
     #[error("kernel BTF has no `struct {0}`")]
     NoStruct(&'static str),
     #[error("kernel BTF: `struct {strukt}` has no member `{member}`")]
-    NoMember {
-        strukt: &'static str,
-        member: &'static str,
-    },
-    #[error("kernel BTF: `{strukt}.{member}` is {found} bytes at bit {bit_offset}, expected a byte-aligned {expected}-byte integer")]
+    NoMember { strukt: &'static str, member: &'static str },
+    #[error(
+        "kernel BTF: `{strukt}.{member}` is {found} bytes at bit {bit_offset}, expected a byte-aligned {expected}-byte integer"
+    )]
     UnexpectedMember {
         strukt: &'static str,
         member: &'static str,
@@ -88,14 +84,12 @@ impl KernelBtf {
 
     /// Byte offset of `strukt.member`, looking inside anonymous struct and
     /// union members (e.g. the randomized-layout block of `task_struct`).
-    fn member_offset(
-        &self,
-        strukt: &'static str,
-        member: &'static str,
-        expected_size: usize,
-    ) -> Result<u32, BtfError> {
+    fn member_offset(&self, strukt: &'static str, member: &'static str, expected_size: usize) -> Result<u32, BtfError> {
         let types = self.btf.resolve_types_by_name(strukt).unwrap_or_default();
-        let Some(Type::Struct(s)) = types.into_iter().find(|t| matches!(t, Type::Struct(s) if !s.members.is_empty())) else {
+        let Some(Type::Struct(s)) = types
+            .into_iter()
+            .find(|t| matches!(t, Type::Struct(s) if !s.members.is_empty()))
+        else {
             return Err(BtfError::NoStruct(strukt));
         };
         let (bit_offset, ty) = self

@@ -7,7 +7,9 @@ use std::time::Duration;
 pub enum DurationError {
     #[error("empty duration")]
     Empty,
-    #[error("`{0}` is not a duration: expected a number with an optional unit (ns, us, ms, s, m, h), e.g. 10s, 500ms, 2m")]
+    #[error(
+        "`{0}` is not a duration: expected a number with an optional unit (ns, us, ms, s, m, h), e.g. 10s, 500ms, 2m"
+    )]
     Syntax(String),
     #[error("unknown unit `{unit}` in `{input}`: use ns, us, ms, s, m or h")]
     Unit { input: String, unit: String },
@@ -45,7 +47,11 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
     }
     let overflow = || DurationError::Overflow(input.to_owned());
     // Exact integer arithmetic: whole * unit + frac * unit / 10^digits.
-    let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| overflow())? };
+    let whole: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| overflow())?
+    };
     let mut ns = whole.checked_mul(ns_per_unit).ok_or_else(overflow)?;
     if !frac.is_empty() {
         let digits = frac.len().min(30) as u32;
@@ -90,7 +96,10 @@ mod tests {
         assert!(matches!(parse("0"), Err(DurationError::Zero(_))));
         assert!(matches!(parse("0.0000000001s"), Err(DurationError::Zero(_))));
         assert!(matches!(parse("99999999999h"), Err(DurationError::Overflow(_))));
-        assert!(matches!(parse("99999999999999999999999999999999999999999s"), Err(DurationError::Overflow(_))));
+        assert!(matches!(
+            parse("99999999999999999999999999999999999999999s"),
+            Err(DurationError::Overflow(_))
+        ));
     }
 
     proptest::proptest! {

@@ -148,16 +148,20 @@ impl Probes {
     /// Reads all counters and histograms now (cumulative since attach).
     pub fn snapshot(&self) -> Result<Snapshot, ProbeError> {
         let taken = crate::snapshot::monotonic_ns();
-        let per_cpu = self.counts.get(&0, 0).map_err(|source| ProbeError::Map { map: COUNTS_MAP, source })?;
+        let per_cpu = self.counts.get(&0, 0).map_err(|source| ProbeError::Map {
+            map: COUNTS_MAP,
+            source,
+        })?;
         let per_cpu_counts: Vec<SwitchCounts> = per_cpu.iter().copied().collect();
         let switch_cost = match &self.switch_cost_map {
             None => None,
             Some(map) => {
                 let mut hists = Vec::with_capacity(NUM_CLASSES);
                 for class in 0..NUM_CLASSES as u32 {
-                    let values = map
-                        .get(&class, 0)
-                        .map_err(|source| ProbeError::Map { map: SWITCH_COST_MAP, source })?;
+                    let values = map.get(&class, 0).map_err(|source| ProbeError::Map {
+                        map: SWITCH_COST_MAP,
+                        source,
+                    })?;
                     hists.push(ClassHistogram::sum_of(values.iter()));
                 }
                 Some(hists)
@@ -176,16 +180,28 @@ fn attach_tp_btf(ebpf: &mut Ebpf, program: &'static str, tracepoint: &str, btf: 
         .program_mut(program)
         .ok_or_else(|| ProbeError::Missing(format!("program `{program}`")))?
         .try_into()
-        .map_err(|source| ProbeError::Program { action: "find", program, source })?;
-    prog.load(tracepoint, btf)
-        .map_err(|source| ProbeError::Program { action: "load", program, source })?;
-    prog.attach()
-        .map_err(|source| ProbeError::Program { action: "attach", program, source })?;
+        .map_err(|source| ProbeError::Program {
+            action: "find",
+            program,
+            source,
+        })?;
+    prog.load(tracepoint, btf).map_err(|source| ProbeError::Program {
+        action: "load",
+        program,
+        source,
+    })?;
+    prog.attach().map_err(|source| ProbeError::Program {
+        action: "attach",
+        program,
+        source,
+    })?;
     log::info!("attached `{program}` to tp_btf/{tracepoint}");
     Ok(())
 }
 
 fn take_per_cpu_array<T: aya::Pod>(ebpf: &mut Ebpf, name: &'static str) -> Result<PerCpuArray<MapData, T>, ProbeError> {
-    let map = ebpf.take_map(name).ok_or_else(|| ProbeError::Missing(format!("map `{name}`")))?;
+    let map = ebpf
+        .take_map(name)
+        .ok_or_else(|| ProbeError::Missing(format!("map `{name}`")))?;
     PerCpuArray::try_from(map).map_err(|source| ProbeError::Map { map: name, source })
 }

@@ -150,7 +150,9 @@ fn spawn_kernel_log(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
     };
     tokio::spawn(async move {
         loop {
-            let Ok(mut guard) = logger.readable_mut().await else { return };
+            let Ok(mut guard) = logger.readable_mut().await else {
+                return;
+            };
             guard.get_inner_mut().flush();
             guard.clear_ready();
         }

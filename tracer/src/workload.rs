@@ -165,7 +165,13 @@ pub fn run(kind: PingPong, cpu: usize, round_trips: u64) -> io::Result<Outcome> 
                 return Err(io::Error::last_os_error());
             }
             if child == 0 {
-                let code = child_side(cpu, b_rx.as_raw_fd(), b_tx.as_raw_fd(), report_tx.as_raw_fd(), round_trips);
+                let code = child_side(
+                    cpu,
+                    b_rx.as_raw_fd(),
+                    b_tx.as_raw_fd(),
+                    report_tx.as_raw_fd(),
+                    round_trips,
+                );
                 // SAFETY: ends the child without running the parent's atexit handlers or destructors.
                 unsafe { libc::_exit(code) };
             }

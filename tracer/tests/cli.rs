@@ -13,7 +13,9 @@ fn help_explains_classes_and_switch_cost() {
         .arg("--help")
         .assert()
         .success()
-        .stdout(predicate::str::contains("thread   both tasks belong to the same process"))
+        .stdout(predicate::str::contains(
+            "thread   both tasks belong to the same process",
+        ))
         .stdout(predicate::str::contains("switch_cost_ns"))
         .stdout(predicate::str::contains("--duration"))
         .stdout(predicate::str::contains("--interval"))
@@ -22,7 +24,11 @@ fn help_explains_classes_and_switch_cost() {
 
 #[test]
 fn version() {
-    tracer().arg("--version").assert().success().stdout(predicate::str::starts_with("tracer "));
+    tracer()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("tracer "));
 }
 
 fn rejects(args: &[&str], message: &str) {
@@ -31,7 +37,10 @@ fn rejects(args: &[&str], message: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with("error: "), "{stderr}");
     assert!(stderr.contains(message), "{args:?}: {stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
     assert!(out.stdout.is_empty());
 }
 

@@ -49,7 +49,7 @@ fn traced(kind: PingPong) -> (Outcome, Snapshot, Probes) {
 
 /// Checks that the workload's switches land in `expected`, and agree with the
 /// kernel's count, within stated margins:
-/// * >= 99 % of the kernel's count of the workload's switches are in `expected`
+/// * at least 99 % of the kernel's count of the workload's switches are in `expected`
 ///   (a few are preemptions by kernel threads or switches to idle);
 /// * at most 1 % + 200 more: background switches of the same class on the
 ///   workload's CPU over ~1 s; a tracer that double counted would exceed it;
@@ -64,20 +64,37 @@ fn check_class(kind: PingPong, expected: Class, other: Class) {
         "{kind:?}: kernel counted {truth} switches ({} voluntary, {} involuntary) in {:?}; tracer on CPU {cpu}: {expected:?} {seen}, {other:?} {wrong}",
         outcome.voluntary, outcome.involuntary, outcome.elapsed
     );
-    assert!(truth >= 2 * ROUND_TRIPS - 10, "pinning did not hold: only {truth} switches for {ROUND_TRIPS} round trips");
-    assert!(seen as f64 >= 0.99 * truth as f64, "{expected:?}: saw {seen}, kernel counted {truth}");
-    assert!(seen as f64 <= 1.01 * truth as f64 + 200.0, "{expected:?}: saw {seen}, more than kernel's {truth}");
-    assert!((wrong as f64) < 0.01 * truth as f64, "{other:?}: {wrong} of {truth} switches misclassified");
+    assert!(
+        truth >= 2 * ROUND_TRIPS - 10,
+        "pinning did not hold: only {truth} switches for {ROUND_TRIPS} round trips"
+    );
+    assert!(
+        seen as f64 >= 0.99 * truth as f64,
+        "{expected:?}: saw {seen}, kernel counted {truth}"
+    );
+    assert!(
+        seen as f64 <= 1.01 * truth as f64 + 200.0,
+        "{expected:?}: saw {seen}, more than kernel's {truth}"
+    );
+    assert!(
+        (wrong as f64) < 0.01 * truth as f64,
+        "{other:?}: {wrong} of {truth} switches misclassified"
+    );
 
     // The voluntary/preempted split follows the kernel's nvcsw/nivcsw.
     let counts = delta.per_cpu_counts[cpu].by_class[expected.index()];
     let (voluntary, preempted) = (counts[0], counts[1]);
     assert!(
-        voluntary as f64 >= 0.99 * outcome.voluntary as f64 && voluntary as f64 <= 1.01 * outcome.voluntary as f64 + 200.0,
+        voluntary as f64 >= 0.99 * outcome.voluntary as f64
+            && voluntary as f64 <= 1.01 * outcome.voluntary as f64 + 200.0,
         "voluntary: tracer {voluntary}, kernel {}",
         outcome.voluntary
     );
-    assert!(preempted <= outcome.involuntary + 200, "preempted: tracer {preempted}, kernel {}", outcome.involuntary);
+    assert!(
+        preempted <= outcome.involuntary + 200,
+        "preempted: tracer {preempted}, kernel {}",
+        outcome.involuntary
+    );
 
     // Every switch of the class also got a switch-cost sample.
     if probes.switch_cost == SwitchCost::Measured {
@@ -89,8 +106,18 @@ fn check_class(kind: PingPong, expected: Class, other: Class) {
             "{expected:?} switch cost (all CPUs): n={} p50={} p90={} p99={} max={}",
             cost.count, stats.p50, stats.p90, stats.p99, stats.max
         );
-        assert!(cost.count as f64 >= 0.99 * class.switches() as f64, "{} samples for {} switches", cost.count, class.switches());
-        assert!(cost.count <= class.switches(), "{} samples for {} switches", cost.count, class.switches());
+        assert!(
+            cost.count as f64 >= 0.99 * class.switches() as f64,
+            "{} samples for {} switches",
+            cost.count,
+            class.switches()
+        );
+        assert!(
+            cost.count <= class.switches(),
+            "{} samples for {} switches",
+            cost.count,
+            class.switches()
+        );
         assert!((30..100_000).contains(&stats.p50), "implausible p50 {}", stats.p50);
         assert!(stats.min <= stats.p50 && stats.p50 <= stats.p90 && stats.p90 <= stats.p99 && stats.p99 <= stats.max);
     }
@@ -127,7 +154,10 @@ fn assert_unloaded(ids: &BTreeSet<u32>, what: &str) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("{what}: programs {:?} still loaded", our_programs().intersection(ids).collect::<Vec<_>>());
+    panic!(
+        "{what}: programs {:?} still loaded",
+        our_programs().intersection(ids).collect::<Vec<_>>()
+    );
 }
 
 /// Kills the child if a test fails before it ends, so no tracer outlives its test.
@@ -158,12 +188,26 @@ fn tracer_cmd() -> Command {
 fn parse_report(line: &str) -> Value {
     let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
     let classes = ["thread", "process", "kernel", "idle"];
-    let sum: u64 = classes.iter().map(|c| v["classes"][c]["switches"].as_u64().unwrap()).sum();
-    assert_eq!(v["switches"].as_u64().unwrap(), sum, "switches is the sum of the classes: {line}");
+    let sum: u64 = classes
+        .iter()
+        .map(|c| v["classes"][c]["switches"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        v["switches"].as_u64().unwrap(),
+        sum,
+        "switches is the sum of the classes: {line}"
+    );
     for c in classes {
         let class = &v["classes"][c];
-        let (vol, pre) = (class["voluntary"].as_u64().unwrap(), class["preempted"].as_u64().unwrap());
-        assert_eq!(vol + pre, class["switches"].as_u64().unwrap(), "{c}: voluntary + preempted: {line}");
+        let (vol, pre) = (
+            class["voluntary"].as_u64().unwrap(),
+            class["preempted"].as_u64().unwrap(),
+        );
+        assert_eq!(
+            vol + pre,
+            class["switches"].as_u64().unwrap(),
+            "{c}: voluntary + preempted: {line}"
+        );
     }
     assert_eq!(v["probe"], "tp_btf");
     assert_eq!(v["kernel_release"].as_str().unwrap(), tracer::kernel_release());
@@ -174,7 +218,13 @@ fn parse_report(line: &str) -> Value {
 #[test]
 #[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn cli_json_sees_the_workload() {
-    let mut child = Reaper(tracer_cmd().args(["--json", "-d", "4s"]).stdout(Stdio::piped()).spawn().unwrap());
+    let mut child = Reaper(
+        tracer_cmd()
+            .args(["--json", "-d", "4s"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // Give it time to attach (well under 1 s here), then run the workload.
     std::thread::sleep(Duration::from_millis(1500));
     let outcome = workload::run(PingPong::Threads, workload_cpu(), ROUND_TRIPS).unwrap();
@@ -191,8 +241,14 @@ fn cli_json_sees_the_workload() {
     let truth = outcome.switches();
     // System-wide, so other processes' thread switches add to it; allow 5 % of
     // the workload for them, far below what a misclassification would move.
-    assert!(thread as f64 >= 0.99 * truth as f64, "thread {thread} < 99 % of {truth}");
-    assert!((thread as f64) <= 1.05 * truth as f64 + 2000.0, "thread {thread} vs {truth}");
+    assert!(
+        thread as f64 >= 0.99 * truth as f64,
+        "thread {thread} < 99 % of {truth}"
+    );
+    assert!(
+        (thread as f64) <= 1.05 * truth as f64 + 2000.0,
+        "thread {thread} vs {truth}"
+    );
     let cost = &v["classes"]["thread"]["switch_cost_ns"];
     assert!(cost["count"].as_u64().unwrap() as f64 >= 0.99 * truth as f64);
     for key in ["min", "p50", "p90", "p99", "p999", "max"] {
@@ -227,7 +283,13 @@ fn signals_end_with_a_final_report() {
 #[test]
 #[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn interval_reports_one_line_each() {
-    let mut child = Reaper(tracer_cmd().args(["--json", "-i", "400ms", "-d", "2s"]).stdout(Stdio::piped()).spawn().unwrap());
+    let mut child = Reaper(
+        tracer_cmd()
+            .args(["--json", "-i", "400ms", "-d", "2s"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let stdout = child.0.stdout.take().unwrap();
     let lines: Vec<String> = BufReader::new(stdout).lines().map(Result::unwrap).collect();
     assert!(child.0.wait().unwrap().success());
@@ -239,7 +301,10 @@ fn interval_reports_one_line_each() {
         assert!((300_000_000..600_000_000).contains(&d), "interval of {d} ns");
         total += d;
     }
-    assert!((1_900_000_000..2_300_000_000).contains(&total), "intervals add up to {total}");
+    assert!(
+        (1_900_000_000..2_300_000_000).contains(&total),
+        "intervals add up to {total}"
+    );
 }
 
 /// The human report names every class and, on this kernel, the switch cost.
@@ -250,7 +315,10 @@ fn human_report_has_every_class() {
     assert!(out.status.success());
     let stdout = String::from_utf8(out.stdout).unwrap();
     for class in ["thread", "process", "kernel", "idle"] {
-        assert!(stdout.lines().any(|l| l.starts_with(class)), "no {class} row:\n{stdout}");
+        assert!(
+            stdout.lines().any(|l| l.starts_with(class)),
+            "no {class} row:\n{stdout}"
+        );
     }
     assert!(stdout.contains("p99.9"));
     assert!(stdout.contains("switch_cost_ns, class idle"), "{stdout}");
@@ -262,7 +330,14 @@ fn human_report_has_every_class() {
 fn unprivileged_gets_one_clear_line() {
     // Drop to `nobody` with no capabilities at all.
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--",
+        ])
         .arg(env!("CARGO_BIN_EXE_tracer"))
         .args(["-d", "1s"])
         .output()
@@ -284,10 +359,16 @@ fn missing_btf_gets_one_clear_line() {
         "mount -t tmpfs none /sys/kernel/btf && exec {} -d 1s",
         env!("CARGO_BIN_EXE_tracer")
     );
-    let out = Command::new("unshare").args(["--mount", "--propagation", "private", "sh", "-c", &script]).output().unwrap();
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{stderr}");
-    assert!(lines[0].contains("/sys/kernel/btf/vmlinux") && lines[0].contains("CONFIG_DEBUG_INFO_BTF"), "{stderr}");
+    assert!(
+        lines[0].contains("/sys/kernel/btf/vmlinux") && lines[0].contains("CONFIG_DEBUG_INFO_BTF"),
+        "{stderr}"
+    );
 }

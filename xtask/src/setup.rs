@@ -58,7 +58,11 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
 fn output(cmd: &mut Command) -> anyhow::Result<String> {
     let out = cmd.output().with_context(|| format!("cannot start {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -104,7 +108,14 @@ fn ensure_toolchain() -> anyhow::Result<()> {
 /// Builds bpf-linker against the pinned toolchain's own libLLVM (so the LLVM
 /// versions match by construction) into target/xtask-tools; returns its bin dir.
 fn ensure_bpf_linker() -> anyhow::Result<PathBuf> {
-    let sysroot = PathBuf::from(output(Command::new("rustc").arg(format!("+{TOOLCHAIN}")).args(["--print", "sysroot"]))?.trim());
+    let sysroot = PathBuf::from(
+        output(
+            Command::new("rustc")
+                .arg(format!("+{TOOLCHAIN}"))
+                .args(["--print", "sysroot"]),
+        )?
+        .trim(),
+    );
     let lib = sysroot.join("lib");
     let libllvm = std::fs::read_dir(&lib)
         .with_context(|| format!("reading {}", lib.display()))?
@@ -138,7 +149,11 @@ fn ensure_bpf_linker() -> anyhow::Result<PathBuf> {
     run(Command::new("cargo")
         .arg(format!("+{TOOLCHAIN}"))
         .args(["install", "bpf-linker", "--locked", "--version", BPF_LINKER_VERSION])
-        .args(["--no-default-features", "--features", &format!("llvm-{major},no-llvm-linking")])
+        .args([
+            "--no-default-features",
+            "--features",
+            &format!("llvm-{major},no-llvm-linking"),
+        ])
         .arg("--root")
         .arg(&root)
         .env("RUSTFLAGS", rustflags)

@@ -19,10 +19,7 @@ fn is_root() -> bool {
 
 pub fn build(env: &Env) -> anyhow::Result<()> {
     run_cmd(env.cargo().args(["build", "--release", "--package", "tracer"]))?;
-    eprintln!(
-        "xtask: built {}",
-        env.workspace.join("target/release/tracer").display()
-    );
+    eprintln!("xtask: built {}", env.workspace.join("target/release/tracer").display());
     Ok(())
 }
 
@@ -48,8 +45,18 @@ pub fn test(env: &Env, args: &[String]) -> anyhow::Result<()> {
     run_cmd(env.cargo().args(["test", "--release", "--"]).args(args))?;
     // Live-kernel tests: root, one at a time (they measure the whole machine).
     let mut live = env.cargo();
-    live.args(["test", "--release", "--package", "tracer", "--test", "live", "--", "--include-ignored", "--test-threads=1"])
-        .args(args);
+    live.args([
+        "test",
+        "--release",
+        "--package",
+        "tracer",
+        "--test",
+        "live",
+        "--",
+        "--include-ignored",
+        "--test-threads=1",
+    ])
+    .args(args);
     if !is_root() {
         eprintln!("xtask: live-kernel tests need root; running them through sudo");
         live.env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER", "sudo -E");
@@ -63,7 +70,14 @@ pub fn lint(env: &Env) -> anyhow::Result<()> {
     // The kernel programs, for the BPF target they are built for.
     run_cmd(
         env.cargo()
-            .args(["clippy", "--package", "tracer-ebpf", "--release", "--target", "bpfel-unknown-none"])
+            .args([
+                "clippy",
+                "--package",
+                "tracer-ebpf",
+                "--release",
+                "--target",
+                "bpfel-unknown-none",
+            ])
             .args(["-Z", "build-std=core", "--", "-D", "warnings"])
             .env("RUSTC_BOOTSTRAP", "1"),
     )?;

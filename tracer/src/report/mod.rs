@@ -75,7 +75,11 @@ impl Latency {
         let count = h.count();
         let log2 = log2::slots(h);
         if count == 0 {
-            return Self { count, stats: None, log2 };
+            return Self {
+                count,
+                stats: None,
+                log2,
+            };
         }
         let mut hdr = Hdr::<u64>::new_with_bounds(1, MAX_VALUE, 3).expect("static bounds are valid");
         for (i, &n) in h.buckets.iter().enumerate() {
@@ -210,7 +214,11 @@ pub(crate) mod tests {
         ];
         for (name, got, exact) in checks {
             let err = got.abs_diff(exact) as f64 / exact as f64;
-            assert!(err <= 0.02, "{name}: got {got}, exact {exact}, error {:.3}%", err * 100.0);
+            assert!(
+                err <= 0.02,
+                "{name}: got {got}, exact {exact}, error {:.3}%",
+                err * 100.0
+            );
         }
         let exact_mean = samples.iter().sum::<u64>() / samples.len() as u64;
         assert_eq!(st.mean, exact_mean);
@@ -225,7 +233,13 @@ pub(crate) mod tests {
         check_within_2_percent(&wide);
         // Narrow, like a switch-cost distribution, with a long tail.
         let narrow: Vec<u64> = (0..100_000)
-            .map(|i| if i % 1000 == 0 { rng.log_uniform(10e3, 5e6) } else { rng.log_uniform(250.0, 450.0) })
+            .map(|i| {
+                if i % 1000 == 0 {
+                    rng.log_uniform(10e3, 5e6)
+                } else {
+                    rng.log_uniform(250.0, 450.0)
+                }
+            })
             .collect();
         check_within_2_percent(&narrow);
         // Few samples, each percentile a different sample.

@@ -10,7 +10,11 @@ pub const SWITCH_COST_MEANING: &str = "switch cost = from sched_switch (prev lea
 on the same CPU (sched_exit_tp); it includes the tracer's own probes (tens of ns)";
 
 fn pct(part: u64, whole: u64) -> String {
-    if whole == 0 { "-".into() } else { format!("{:.1}", part as f64 * 100.0 / whole as f64) }
+    if whole == 0 {
+        "-".into()
+    } else {
+        format!("{:.1}", part as f64 * 100.0 / whole as f64)
+    }
 }
 
 /// Renders `report` for a terminal. `histograms` adds the log2 histograms.
@@ -18,7 +22,13 @@ pub fn render(report: &Report, histograms: bool) -> String {
     let mut out = String::new();
     let secs = report.duration_ns as f64 / 1e9;
     let total = report.switches();
-    let rate = |n: u64| if secs > 0.0 { format!("{:.1}", n as f64 / secs) } else { "-".into() };
+    let rate = |n: u64| {
+        if secs > 0.0 {
+            format!("{:.1}", n as f64 / secs)
+        } else {
+            "-".into()
+        }
+    };
     let _ = writeln!(
         out,
         "{total} switches in {} ({}/s); kernel {}, probe {}",
@@ -81,7 +91,12 @@ pub fn render(report: &Report, histograms: bool) -> String {
             if let Some(lat) = &c.switch_cost
                 && lat.count > 0
             {
-                let _ = writeln!(out, "\nswitch_cost_ns, class {} ({} samples):", c.class.name(), lat.count);
+                let _ = writeln!(
+                    out,
+                    "\nswitch_cost_ns, class {} ({} samples):",
+                    c.class.name(),
+                    lat.count
+                );
                 out.push_str(&log2::render(&lat.log2, "nsecs"));
             }
         }
@@ -121,10 +136,20 @@ mod tests {
         assert!(rows[1].split_whitespace().eq([
             "class", "switches", "rate/s", "vol%", "pre%", "cost-n", "min", "p50", "p90", "p99", "p99.9", "max"
         ]));
-        let thread: Vec<&str> = rows.iter().find(|r| r.starts_with("thread")).unwrap().split_whitespace().collect();
+        let thread: Vec<&str> = rows
+            .iter()
+            .find(|r| r.starts_with("thread"))
+            .unwrap()
+            .split_whitespace()
+            .collect();
         assert_eq!(&thread[..6], ["thread", "1000", "1000.0", "90.0", "10.0", "1000"]);
         assert_eq!(thread[6], "301ns"); // min 300 reported as the midpoint of its bucket [300, 304)
-        let idle: Vec<&str> = rows.iter().find(|r| r.starts_with("idle")).unwrap().split_whitespace().collect();
+        let idle: Vec<&str> = rows
+            .iter()
+            .find(|r| r.starts_with("idle"))
+            .unwrap()
+            .split_whitespace()
+            .collect();
         assert_eq!(&idle[..6], ["idle", "0", "0.0", "-", "-", "0"]);
         assert!(text.contains("switch_cost_ns, class thread (1000 samples):"));
         assert!(text.contains("switch_cost_ns, class process (10 samples):"));
@@ -134,7 +159,12 @@ mod tests {
     #[test]
     fn unavailable_switch_cost_is_dashes_and_a_reason() {
         let text = render(&sample_report(false), true);
-        let thread: Vec<&str> = text.lines().find(|r| r.starts_with("thread")).unwrap().split_whitespace().collect();
+        let thread: Vec<&str> = text
+            .lines()
+            .find(|r| r.starts_with("thread"))
+            .unwrap()
+            .split_whitespace()
+            .collect();
         assert_eq!(&thread[5..], ["-"; 7]);
         assert!(text.contains("switch cost unavailable: no sched_exit_tp"));
         assert!(!text.contains("switch_cost_ns, class"));
