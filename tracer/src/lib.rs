@@ -4,6 +4,7 @@
 //! The binary (`src/main.rs`) is thin; everything it does is here so that
 //! tests and benchmarks can drive the same code.
 
+pub mod bench;
 pub mod btf;
 pub mod cli;
 pub mod duration;
@@ -11,6 +12,7 @@ pub mod privilege;
 pub mod probe;
 pub mod report;
 pub mod run;
+pub mod size;
 pub mod snapshot;
 pub mod workload;
 

@@ -2,7 +2,11 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use tracer::cli::Cli;
+use tracer::{
+    bench,
+    cli::{BenchArgs, Cli, Command, ViaArg},
+    workload::Via,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -17,9 +21,56 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
+    if let Some(Command::Bench(args)) = &cli.command {
+        return run_bench(args);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(tracer::run::trace(cli))?;
     Ok(())
+}
+
+fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpu = args.cpu.unwrap_or(online - 1);
+    if cpu >= online {
+        anyhow::bail!("--cpu {cpu}: this machine has CPUs 0-{}", online - 1);
+    }
+    let options = bench::Options {
+        runs: args.runs,
+        round_trips: args.round_trips,
+        working_set: args.working_set,
+        via: match args.via {
+            ViaArg::Pipe => Via::Pipe,
+            ViaArg::Futex => Via::Futex,
+        },
+        cpu,
+    };
+    // Progress only on a terminal, where it can be erased again.
+    let quiet = args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let result = bench::run(options, |step| {
+        if !quiet {
+            eprint!("\r\x1b[Ktracer bench: {step}");
+        }
+    })?;
+    if !quiet {
+        eprint!("\r\x1b[K");
+    }
+    let text = if args.json {
+        bench::render::json(&result) + "\n"
+    } else {
+        bench::render::table(&result)
+    };
+    print_quietly(&text)
+}
+
+/// Writes to stdout; a closed pipe is not an error.
+fn print_quietly(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// Warnings and errors (kernel-side ones included) always; more with -v.

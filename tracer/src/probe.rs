@@ -147,6 +147,12 @@ impl Probes {
 
     /// Reads all counters and histograms now (cumulative since attach).
     pub fn snapshot(&self) -> Result<Snapshot, ProbeError> {
+        self.snapshot_cpus(None)
+    }
+
+    /// Like [`Probes::snapshot`], with the histograms merged only over `cpus`
+    /// (all CPUs when `None`). Counters are always kept per CPU.
+    pub fn snapshot_cpus(&self, cpus: Option<&[usize]>) -> Result<Snapshot, ProbeError> {
         let taken = crate::snapshot::monotonic_ns();
         let per_cpu = self.counts.get(&0, 0).map_err(|source| ProbeError::Map {
             map: COUNTS_MAP,
@@ -162,7 +168,12 @@ impl Probes {
                         map: SWITCH_COST_MAP,
                         source,
                     })?;
-                    hists.push(ClassHistogram::sum_of(values.iter()));
+                    let wanted = values
+                        .iter()
+                        .enumerate()
+                        .filter(|(cpu, _)| cpus.is_none_or(|cpus| cpus.contains(cpu)))
+                        .map(|(_, h)| h);
+                    hists.push(ClassHistogram::sum_of(wanted));
                 }
                 Some(hists)
             }

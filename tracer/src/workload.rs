@@ -1,15 +1,21 @@
-//! Workloads with known ground truth: two tasks bouncing a byte over a pair
-//! of pipes, pinned to one CPU so that every round trip forces two switches.
-//! Used by the live tests (and the benchmarks) to check the tracer against
-//! the kernel's own accounting.
+//! Workloads with known ground truth: two tasks bouncing a token, pinned to
+//! one CPU so that every round trip forces two switches. The live tests and
+//! `tracer bench` run them and check the tracer against the kernel's own
+//! accounting (`getrusage`).
+//!
+//! The side that runs in a forked child only makes async-signal-safe calls
+//! (raw syscalls on memory and descriptors prepared before the fork), so the
+//! workloads can be started from a multi-threaded process.
 
 use std::{
     io,
     os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
-    time::{Duration, Instant},
+    ptr::NonNull,
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
 };
 
-/// Which two tasks bounce the byte.
+/// Which two tasks bounce the token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PingPong {
     /// Two threads of this process: thread switches.
@@ -18,17 +24,59 @@ pub enum PingPong {
     Processes,
 }
 
+/// How the token travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// One byte over a pair of pipes.
+    Pipe,
+    /// A word in shared memory, with futex wait/wake.
+    Futex,
+}
+
+impl Via {
+    pub fn name(self) -> &'static str {
+        match self {
+            Via::Pipe => "pipe",
+            Via::Futex => "futex",
+        }
+    }
+}
+
+/// One workload run.
+#[derive(Clone, Copy, Debug)]
+pub struct Spec {
+    pub kind: PingPong,
+    pub via: Via,
+    pub cpu: usize,
+    pub round_trips: u64,
+    /// Bytes each side touches (one write per 64-byte line) between switches.
+    pub working_set: usize,
+}
+
+impl Spec {
+    pub fn new(kind: PingPong, cpu: usize, round_trips: u64) -> Self {
+        Self {
+            kind,
+            via: Via::Pipe,
+            cpu,
+            round_trips,
+            working_set: 0,
+        }
+    }
+}
+
 /// What the workload did, by the kernel's own accounting.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Outcome {
     pub round_trips: u64,
+    /// Wall time of the loop (measured by the side that starts each round trip).
     pub elapsed: Duration,
     /// Voluntary switches of both tasks during the loop (`ru_nvcsw`).
     pub voluntary: u64,
     /// Involuntary switches of both tasks during the loop (`ru_nivcsw`).
     pub involuntary: u64,
-    /// Thread ids (for `Processes`, the child's pid is the second).
-    pub tids: [i32; 2],
+    /// Both sides were still on the requested CPU at the end.
+    pub stayed_on_cpu: bool,
 }
 
 impl Outcome {
@@ -36,6 +84,22 @@ impl Outcome {
     pub fn switches(&self) -> u64 {
         self.voluntary + self.involuntary
     }
+
+    /// Mean round-trip time.
+    pub fn rtt_ns(&self) -> u64 {
+        (self.elapsed.as_nanos() / u128::from(self.round_trips.max(1))) as u64
+    }
+}
+
+/// What one side reports: `(nvcsw, nivcsw)` over its loop, its loop time, and
+/// whether it ended on the requested CPU.
+#[derive(Clone, Copy, Default)]
+#[repr(C)]
+struct SideResult {
+    voluntary: u64,
+    involuntary: u64,
+    elapsed_ns: u64,
+    on_cpu: u64,
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -48,7 +112,54 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Pins the calling thread to `cpu`. Async-signal-safe (a forked child calls it).
+/// Anonymous memory shared with a forked child, unmapped on drop.
+struct Shared {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Shared {
+    fn new(len: usize) -> io::Result<Self> {
+        let len = len.max(1);
+        // SAFETY: a fresh anonymous mapping; no existing memory is affected.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
+        Ok(Self { ptr, len })
+    }
+
+    fn word(&self) -> &AtomicU32 {
+        // SAFETY: the mapping is page-aligned, at least 4 bytes, zero-filled,
+        // and lives as long as `self`.
+        unsafe { AtomicU32::from_ptr(self.ptr.as_ptr().cast()) }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping created in `new`.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+// SAFETY: the mapping is plain shared memory; access to the token goes through
+// atomics and each working set is touched by one side only.
+unsafe impl Sync for Shared {}
+// SAFETY: as above.
+unsafe impl Send for Shared {}
+
+/// Pins the calling thread to `cpu`. Async-signal-safe.
 fn pin(cpu: usize) -> io::Result<()> {
     // SAFETY: an all-zero cpu_set_t is a valid empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
@@ -61,7 +172,7 @@ fn pin(cpu: usize) -> io::Result<()> {
     Ok(())
 }
 
-/// `(nvcsw, nivcsw)` of the calling thread or process.
+/// `(nvcsw, nivcsw)` of the calling thread or process. Async-signal-safe.
 fn csw(who: libc::c_int) -> (u64, u64) {
     // SAFETY: an all-zero rusage is valid; getrusage fills it.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -70,175 +181,255 @@ fn csw(who: libc::c_int) -> (u64, u64) {
     (ru.ru_nvcsw as u64, ru.ru_nivcsw as u64)
 }
 
-fn gettid() -> i32 {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::gettid() }
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec. Async-signal-safe.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// One byte each way, `n` times. `first` writes first. Async-signal-safe.
-fn bounce(rx: RawFd, tx: RawFd, n: u64, first: bool) -> io::Result<()> {
-    let mut byte = [0u8; 1];
-    for _ in 0..n {
+/// One side's end of the channel. Async-signal-safe.
+#[derive(Clone, Copy)]
+enum End<'a> {
+    Pipe {
+        rx: RawFd,
+        tx: RawFd,
+    },
+    /// The token is this side's when the word equals `mine`.
+    Futex {
+        word: &'a AtomicU32,
+        mine: u32,
+    },
+}
+
+impl End<'_> {
+    fn send(self) -> io::Result<()> {
+        match self {
+            End::Pipe { tx, .. } => loop {
+                // SAFETY: one readable byte.
+                match unsafe { libc::write(tx, [0u8].as_ptr().cast(), 1) } {
+                    1 => return Ok(()),
+                    _ => retry_on_eintr()?,
+                }
+            },
+            End::Futex { word, mine } => {
+                word.store(mine ^ 1, Ordering::Release);
+                // SAFETY: FUTEX_WAKE on a valid, aligned u32 in shared memory.
+                unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1, 0, 0, 0) };
+                Ok(())
+            }
+        }
+    }
+
+    fn recv(self) -> io::Result<()> {
+        match self {
+            End::Pipe { rx, .. } => loop {
+                let mut byte = [0u8];
+                // SAFETY: one writable byte.
+                match unsafe { libc::read(rx, byte.as_mut_ptr().cast(), 1) } {
+                    1 => return Ok(()),
+                    0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    _ => retry_on_eintr()?,
+                }
+            },
+            End::Futex { word, mine } => {
+                loop {
+                    let now = word.load(Ordering::Acquire);
+                    if now == mine {
+                        return Ok(());
+                    }
+                    // SAFETY: FUTEX_WAIT on a valid, aligned u32; returns at
+                    // once if the word no longer holds `now`.
+                    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, now, 0, 0, 0) };
+                }
+            }
+        }
+    }
+}
+
+fn retry_on_eintr() -> io::Result<()> {
+    let e = io::Error::last_os_error();
+    if e.kind() == io::ErrorKind::Interrupted {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+/// Writes one byte per 64-byte line of the working set.
+fn touch(ws: Option<&Shared>) {
+    if let Some(ws) = ws {
+        let base = ws.ptr.as_ptr();
+        for off in (0..ws.len).step_by(64) {
+            // SAFETY: `off < len`, inside the mapping, touched by this side only.
+            unsafe {
+                let p = base.add(off);
+                p.write_volatile(p.read_volatile().wrapping_add(1));
+            }
+        }
+    }
+}
+
+/// One side's loop. `first` starts each round trip. Async-signal-safe.
+fn side(spec: &Spec, end: End<'_>, ws: Option<&Shared>, first: bool, who: libc::c_int) -> io::Result<SideResult> {
+    pin(spec.cpu)?;
+    touch(ws); // Fault the working set in before measuring.
+    let before = csw(who);
+    let start = monotonic_ns();
+    for _ in 0..spec.round_trips {
         if first {
-            write_byte(tx, &byte)?;
-            read_byte(rx, &mut byte)?;
+            touch(ws);
+            end.send()?;
+            end.recv()?;
         } else {
-            read_byte(rx, &mut byte)?;
-            write_byte(tx, &byte)?;
+            end.recv()?;
+            touch(ws);
+            end.send()?;
         }
     }
-    Ok(())
+    let elapsed_ns = monotonic_ns() - start;
+    let after = csw(who);
+    // SAFETY: sched_getcpu has no preconditions.
+    let on_cpu = u64::from(unsafe { libc::sched_getcpu() } == spec.cpu as i32);
+    Ok(SideResult {
+        voluntary: after.0 - before.0,
+        involuntary: after.1 - before.1,
+        elapsed_ns,
+        on_cpu,
+    })
 }
 
-fn read_byte(fd: RawFd, buf: &mut [u8; 1]) -> io::Result<()> {
-    loop {
-        // SAFETY: `buf` is one writable byte.
-        match unsafe { libc::read(fd, buf.as_mut_ptr().cast(), 1) } {
-            1 => return Ok(()),
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
-        }
-    }
-}
-
-fn write_byte(fd: RawFd, buf: &[u8; 1]) -> io::Result<()> {
-    loop {
-        // SAFETY: `buf` is one readable byte.
-        match unsafe { libc::write(fd, buf.as_ptr().cast(), 1) } {
-            1 => return Ok(()),
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
-        }
-    }
-}
-
-/// The side that runs in a thread of this process: pins, waits for the go,
-/// bounces, and returns its own switch counts over the loop.
-fn thread_side(cpu: usize, rx: RawFd, tx: RawFd, n: u64, first: bool) -> io::Result<(i32, (u64, u64), Duration)> {
-    pin(cpu)?;
-    let before = csw(libc::RUSAGE_THREAD);
-    let start = Instant::now();
-    bounce(rx, tx, n, first)?;
-    let elapsed = start.elapsed();
-    let after = csw(libc::RUSAGE_THREAD);
-    Ok((gettid(), (after.0 - before.0, after.1 - before.1), elapsed))
-}
-
-/// Runs the ping-pong for `round_trips` on `cpu` and returns the kernel's
-/// accounting of it.
-pub fn run(kind: PingPong, cpu: usize, round_trips: u64) -> io::Result<Outcome> {
+/// Runs the workload and returns the kernel's accounting of it.
+pub fn run(spec: &Spec) -> io::Result<Outcome> {
     let (a_rx, b_tx) = pipe()?; // b -> a
     let (b_rx, a_tx) = pipe()?; // a -> b
-    match kind {
+    let token = Shared::new(4)?;
+    let ws_a = (spec.working_set > 0)
+        .then(|| Shared::new(spec.working_set))
+        .transpose()?;
+    let ws_b = (spec.working_set > 0)
+        .then(|| Shared::new(spec.working_set))
+        .transpose()?;
+    let (end_a, end_b) = match spec.via {
+        Via::Pipe => (
+            End::Pipe {
+                rx: a_rx.as_raw_fd(),
+                tx: a_tx.as_raw_fd(),
+            },
+            End::Pipe {
+                rx: b_rx.as_raw_fd(),
+                tx: b_tx.as_raw_fd(),
+            },
+        ),
+        Via::Futex => (
+            End::Futex {
+                word: token.word(),
+                mine: 0,
+            },
+            End::Futex {
+                word: token.word(),
+                mine: 1,
+            },
+        ),
+    };
+    let panicked = |_| io::Error::other("ping-pong thread panicked");
+    let (a, b) = match spec.kind {
         PingPong::Threads => {
-            // Both sides in threads of their own, so the caller's affinity is untouched.
+            // Both sides in threads of their own: the caller's affinity is untouched.
             let (a, b) = std::thread::scope(|s| {
-                let b = s.spawn(|| thread_side(cpu, b_rx.as_raw_fd(), b_tx.as_raw_fd(), round_trips, false));
-                let a = s.spawn(|| thread_side(cpu, a_rx.as_raw_fd(), a_tx.as_raw_fd(), round_trips, true));
+                let b = s.spawn(|| side(spec, end_b, ws_b.as_ref(), false, libc::RUSAGE_THREAD));
+                let a = s.spawn(|| side(spec, end_a, ws_a.as_ref(), true, libc::RUSAGE_THREAD));
                 (a.join(), b.join())
             });
-            let panicked = |_| io::Error::other("ping-pong thread panicked");
-            let (a, b) = (a.map_err(panicked)??, b.map_err(panicked)??);
-            Ok(Outcome {
-                round_trips,
-                elapsed: a.2,
-                voluntary: a.1.0 + b.1.0,
-                involuntary: a.1.1 + b.1.1,
-                tids: [a.0, b.0],
-            })
+            (a.map_err(panicked)??, b.map_err(panicked)??)
         }
         PingPong::Processes => {
             let (report_rx, report_tx) = pipe()?;
-            // SAFETY: the child only makes async-signal-safe calls (sched_setaffinity,
-            // read, write, getrusage, _exit) on descriptors prepared before the fork.
+            // SAFETY: the child only makes async-signal-safe calls on memory and
+            // descriptors prepared before the fork, then _exits.
             let child = unsafe { libc::fork() };
             if child < 0 {
                 return Err(io::Error::last_os_error());
             }
             if child == 0 {
-                let code = child_side(
-                    cpu,
-                    b_rx.as_raw_fd(),
-                    b_tx.as_raw_fd(),
-                    report_tx.as_raw_fd(),
-                    round_trips,
-                );
-                // SAFETY: ends the child without running the parent's atexit handlers or destructors.
+                let code = match side(spec, end_b, ws_b.as_ref(), false, libc::RUSAGE_SELF) {
+                    Ok(result) => {
+                        let bytes = (&raw const result).cast::<u8>();
+                        let len = size_of::<SideResult>();
+                        // SAFETY: `result` is a plain repr(C) struct of `len` bytes.
+                        let written = unsafe { libc::write(report_tx.as_raw_fd(), bytes.cast(), len) };
+                        if written == len as isize { 0 } else { 4 }
+                    }
+                    Err(_) => 3,
+                };
+                // SAFETY: ends the child without running the parent's destructors.
                 unsafe { libc::_exit(code) };
             }
             drop((b_rx, b_tx, report_tx));
             let a = std::thread::scope(|s| {
-                s.spawn(|| thread_side(cpu, a_rx.as_raw_fd(), a_tx.as_raw_fd(), round_trips, true))
+                s.spawn(|| side(spec, end_a, ws_a.as_ref(), true, libc::RUSAGE_THREAD))
                     .join()
-                    .map_err(|_| io::Error::other("ping-pong thread panicked"))
             });
-            let mut report = [0u8; 16];
-            let got = read_exact(report_rx.as_raw_fd(), &mut report);
+            let b = read_side_result(report_rx.as_raw_fd());
             let mut status = 0;
             // SAFETY: waits for our own child.
             unsafe { libc::waitpid(child, &mut status, 0) };
-            let a = a??;
-            got?;
+            let a = a.map_err(panicked)??;
             if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
                 return Err(io::Error::other(format!("ping-pong child failed (status {status:#x})")));
             }
-            let nv = u64::from_ne_bytes(report[..8].try_into().unwrap_or_default());
-            let niv = u64::from_ne_bytes(report[8..].try_into().unwrap_or_default());
-            Ok(Outcome {
-                round_trips,
-                elapsed: a.2,
-                voluntary: a.1.0 + nv,
-                involuntary: a.1.1 + niv,
-                tids: [a.0, child],
-            })
+            (a, b?)
         }
-    }
+    };
+    Ok(Outcome {
+        round_trips: spec.round_trips,
+        elapsed: Duration::from_nanos(a.elapsed_ns),
+        voluntary: a.voluntary + b.voluntary,
+        involuntary: a.involuntary + b.involuntary,
+        stayed_on_cpu: a.on_cpu == 1 && b.on_cpu == 1,
+    })
 }
 
-/// The forked child's side; returns its exit code. Async-signal-safe.
-fn child_side(cpu: usize, rx: RawFd, tx: RawFd, report: RawFd, n: u64) -> i32 {
-    if pin(cpu).is_err() {
-        return 2;
-    }
-    let before = csw(libc::RUSAGE_SELF);
-    if bounce(rx, tx, n, false).is_err() {
-        return 3;
-    }
-    let after = csw(libc::RUSAGE_SELF);
-    let mut buf = [0u8; 16];
-    buf[..8].copy_from_slice(&(after.0 - before.0).to_ne_bytes());
-    buf[8..].copy_from_slice(&(after.1 - before.1).to_ne_bytes());
-    // SAFETY: `buf` is 16 readable bytes.
-    if unsafe { libc::write(report, buf.as_ptr().cast(), buf.len()) } != 16 {
-        return 4;
-    }
-    0
-}
-
-fn read_exact(fd: RawFd, buf: &mut [u8]) -> io::Result<()> {
+fn read_side_result(fd: RawFd) -> io::Result<SideResult> {
+    let mut result = SideResult::default();
+    let len = size_of::<SideResult>();
     let mut done = 0;
-    while done < buf.len() {
-        // SAFETY: the range is inside `buf`.
-        let n = unsafe { libc::read(fd, buf[done..].as_mut_ptr().cast(), buf.len() - done) };
+    while done < len {
+        // SAFETY: writes stay inside `result`, a plain repr(C) struct of `len` bytes.
+        let n = unsafe { libc::read(fd, (&raw mut result).cast::<u8>().add(done).cast(), len - done) };
         match n {
             0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            n if n < 0 => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
+            n if n < 0 => retry_on_eintr()?,
             n => done += n as usize,
         }
     }
-    Ok(())
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without the tracer: each pinned round trip forces two switches by the
+    /// kernel's own count (the very last one falls after the counts are read),
+    /// for every mechanism and kind.
+    #[test]
+    fn pinned_round_trips_force_two_switches() {
+        let cpu = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+        for kind in [PingPong::Threads, PingPong::Processes] {
+            for via in [Via::Pipe, Via::Futex] {
+                let spec = Spec {
+                    kind,
+                    via,
+                    cpu,
+                    round_trips: 2_000,
+                    working_set: 4096,
+                };
+                let out = run(&spec).unwrap();
+                assert!(out.switches() >= 2 * 2_000 - 1, "{kind:?} {via:?}: {out:?}");
+                assert!(out.stayed_on_cpu, "{kind:?} {via:?}");
+                assert!(out.rtt_ns() > 0);
+            }
+        }
+    }
 }

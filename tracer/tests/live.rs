@@ -14,7 +14,7 @@ use serde_json::Value;
 use tracer::{
     probe::{ProbeOptions, Probes, SwitchCost},
     snapshot::Snapshot,
-    workload::{self, Outcome, PingPong},
+    workload::{self, Outcome, PingPong, Spec},
 };
 use tracer_common::Class;
 
@@ -42,7 +42,7 @@ fn attach() -> Probes {
 fn traced(kind: PingPong) -> (Outcome, Snapshot, Probes) {
     let probes = attach();
     let before = probes.snapshot().unwrap();
-    let outcome = workload::run(kind, workload_cpu(), ROUND_TRIPS).unwrap();
+    let outcome = workload::run(&Spec::new(kind, workload_cpu(), ROUND_TRIPS)).unwrap();
     let after = probes.snapshot().unwrap();
     (outcome, after.since(&before), probes)
 }
@@ -227,7 +227,7 @@ fn cli_json_sees_the_workload() {
     );
     // Give it time to attach (well under 1 s here), then run the workload.
     std::thread::sleep(Duration::from_millis(1500));
-    let outcome = workload::run(PingPong::Threads, workload_cpu(), ROUND_TRIPS).unwrap();
+    let outcome = workload::run(&Spec::new(PingPong::Threads, workload_cpu(), ROUND_TRIPS)).unwrap();
     let status = child.0.wait().unwrap();
     assert!(status.success(), "tracer failed: {status:?}");
     let mut stdout = String::new();
@@ -371,4 +371,60 @@ fn missing_btf_gets_one_clear_line() {
         lines[0].contains("/sys/kernel/btf/vmlinux") && lines[0].contains("CONFIG_DEBUG_INFO_BTF"),
         "{stderr}"
     );
+}
+
+/// `tracer bench` with small counts: its JSON is consistent with itself and
+/// with the round trips it ran, and its own checks pass on this machine.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn bench_json_is_consistent() {
+    for (extra, via) in [
+        (&[][..], "pipe"),
+        (&["--via", "futex", "--working-set", "64K"][..], "futex"),
+    ] {
+        let rt = 20_000u64;
+        let out = tracer_cmd()
+            .args(["bench", "--json", "--runs", "2", "--round-trips", &rt.to_string()])
+            .args(extra)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(v["runs"], 2);
+        assert_eq!(v["round_trips"], rt);
+        assert_eq!(v["via"], via);
+        assert_eq!(v["problems"].as_array().unwrap().len(), 0, "{v}");
+        for (w, class) in [("thread", "thread"), ("process", "process")] {
+            let w = &v[w];
+            let switches = w["switches"].as_u64().unwrap();
+            assert!(
+                switches + 1 >= 2 * rt && switches as f64 <= 2.1 * rt as f64,
+                "{switches} switches for {rt} round trips"
+            );
+            assert_eq!(w["expected_class"], class);
+            assert!(w["expected_class_share"].as_f64().unwrap() >= 0.99);
+            let spread = |s: &Value| {
+                let (min, med, max) = (
+                    s["min"].as_u64().unwrap(),
+                    s["median"].as_u64().unwrap(),
+                    s["max"].as_u64().unwrap(),
+                );
+                assert!(min <= med && med <= max, "{s}");
+                med
+            };
+            assert!(spread(&w["rtt_ns"]) > 0);
+            let c = &w["switch_cost_ns"];
+            let medians: Vec<u64> = ["p50", "p90", "p99", "p999"].iter().map(|p| spread(&c[p])).collect();
+            assert!(medians.windows(2).all(|m| m[0] <= m[1]), "{medians:?}");
+        }
+        let ratio = v["process_over_thread_p50"].as_f64().unwrap();
+        let t = v["thread"]["switch_cost_ns"]["p50"]["median"].as_f64().unwrap();
+        let p = v["process"]["switch_cost_ns"]["p50"]["median"].as_f64().unwrap();
+        assert!((ratio - p / t).abs() < 1e-3, "{ratio} vs {p}/{t}");
+        assert!(
+            v["verdict"].as_str().unwrap().starts_with("a process switch costs"),
+            "{v}"
+        );
+    }
 }
