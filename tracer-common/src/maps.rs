@@ -1,7 +1,58 @@
 //! Layouts of the values in the maps the kernel programs share with the CLI,
-//! and the names of those maps and load-time globals.
+//! and the names of those maps, programs and load-time globals.
 
 use crate::class::NUM_CLASSES;
+
+/// The latencies measured per class (see DESIGN.md, "The latencies, per class").
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Metric {
+    /// sched_switch -> the incoming task resumes (`sched_exit_tp`) on the same CPU.
+    SwitchCost = 0,
+    /// Wakeup (or preemption) of `next` -> `next` switched in.
+    Runq = 1,
+    /// `next`'s last switch-out -> its switch-in.
+    Offcpu = 2,
+    /// `prev`'s switch-in -> its switch-out.
+    Oncpu = 3,
+}
+
+/// Number of metrics.
+pub const NUM_METRICS: usize = 4;
+
+impl Metric {
+    pub const ALL: [Metric; NUM_METRICS] = [Metric::SwitchCost, Metric::Runq, Metric::Offcpu, Metric::Oncpu];
+
+    /// The JSON key.
+    pub const fn key(self) -> &'static str {
+        match self {
+            Metric::SwitchCost => "switch_cost_ns",
+            Metric::Runq => "runq_latency_ns",
+            Metric::Offcpu => "offcpu_ns",
+            Metric::Oncpu => "oncpu_ns",
+        }
+    }
+
+    /// The name used by `--metrics`.
+    pub const fn short(self) -> &'static str {
+        match self {
+            Metric::SwitchCost => "switch",
+            Metric::Runq => "runq",
+            Metric::Offcpu => "offcpu",
+            Metric::Oncpu => "oncpu",
+        }
+    }
+
+    /// Bit of this metric in [`GLOBAL_METRICS`].
+    pub const fn bit(self) -> u32 {
+        1 << self as u32
+    }
+
+    /// Index of this metric's histogram for `class` in [`HISTS_MAP`].
+    pub const fn hist_index(self, class: usize) -> u32 {
+        (self as usize * NUM_CLASSES + class) as u32
+    }
+}
 
 /// Per-CPU switch counters, by class and by voluntary/preempted (`[class][kind]`,
 /// `kind` is [`crate::class::VOLUNTARY`] or [`crate::class::PREEMPTED`]).
@@ -11,22 +62,40 @@ pub struct SwitchCounts {
     pub by_class: [[u64; 2]; NUM_CLASSES],
 }
 
-/// Per-CPU state carried from `sched_switch` to the `sched_exit_tp` that
-/// follows it on the same CPU. Userspace never reads it.
+/// Per-CPU state of the kernel programs, in the same map entry as nothing
+/// else so one lookup serves a switch. Userspace never reads it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct PendingSwitch {
-    /// `bpf_ktime_get_ns()` at `sched_switch`, 0 when nothing is pending.
-    pub start_ns: u64,
-    /// Class of that switch.
+pub struct CpuState {
+    /// Counters, as in [`SwitchCounts`].
+    pub counts: SwitchCounts,
+    /// `bpf_ktime_get_ns()` at the last `sched_switch`, 0 when a switch-cost
+    /// sample is not pending.
+    pub switch_start_ns: u64,
+    /// `bpf_ktime_get_ns()` at the last `sched_switch` on this CPU: when the
+    /// current task was switched in (for `oncpu_ns`); 0 before the first.
+    pub last_switch_ns: u64,
+    /// Class of the last switch.
     pub class: u32,
     pub _pad: u32,
 }
 
-/// Map: `PerCpuArray<SwitchCounts>`, one entry.
-pub const COUNTS_MAP: &str = "COUNTS";
-/// Map: `PerCpuArray<Histogram>`, one entry per class: `switch_cost_ns`.
-pub const SWITCH_COST_MAP: &str = "SWITCH_COST";
+/// Per-task timestamps (task-local storage, freed with the task).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TaskTimes {
+    /// When the task last left a CPU; 0 if not seen yet.
+    pub offcpu_since: u64,
+    /// When the task last became runnable (woken, or preempted while
+    /// runnable); 0 when it is running or sleeping.
+    pub runq_since: u64,
+}
+
+/// Map: `PerCpuArray<CpuState>`, one entry (counters and per-CPU state).
+pub const CPU_MAP: &str = "CPU";
+/// Map: `PerCpuArray<Histogram>`, one entry per metric and class
+/// ([`Metric::hist_index`]).
+pub const HISTS_MAP: &str = "HISTS";
 
 /// Load-time globals (`EbpfLoader::override_global`): byte offsets of the
 /// `task_struct` members read by `sched_switch`, resolved from the running
@@ -34,18 +103,39 @@ pub const SWITCH_COST_MAP: &str = "SWITCH_COST";
 pub const GLOBAL_PID_OFFSET: &str = "TASK_PID_OFFSET";
 pub const GLOBAL_TGID_OFFSET: &str = "TASK_TGID_OFFSET";
 pub const GLOBAL_FLAGS_OFFSET: &str = "TASK_FLAGS_OFFSET";
-/// Load-time global: non-zero when the `sched_exit_tp` program is attached,
-/// so `sched_switch` records a start time for it.
-pub const GLOBAL_SWITCH_COST: &str = "MEASURE_SWITCH_COST";
+/// Load-time global: the metrics measured, a [`Metric::bit`] mask.
+pub const GLOBAL_METRICS: &str = "METRICS";
 
 /// Program names (the Rust function names in `tracer-ebpf`).
 pub const PROG_SCHED_SWITCH: &str = "sched_switch";
 pub const PROG_SCHED_EXIT: &str = "sched_exit";
+pub const PROG_SCHED_WAKEUP: &str = "sched_wakeup";
+pub const PROG_SCHED_WAKEUP_NEW: &str = "sched_wakeup_new";
 
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: `#[repr(C)]`, only `u64` fields, no padding; every bit pattern is valid.
     unsafe impl aya::Pod for super::SwitchCounts {}
+    // SAFETY: `#[repr(C)]`, `u64`/`u32` fields with explicit padding; every bit pattern is valid.
+    unsafe impl aya::Pod for super::CpuState {}
     // SAFETY: `#[repr(C)]`, only `u64` fields, no padding; every bit pattern is valid.
     unsafe impl aya::Pod for crate::hist::Histogram {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_indices_are_distinct() {
+        let mut seen = [false; NUM_METRICS * NUM_CLASSES];
+        for m in Metric::ALL {
+            for c in 0..NUM_CLASSES {
+                let i = m.hist_index(c) as usize;
+                assert!(!seen[i]);
+                seen[i] = true;
+            }
+        }
+        assert!(seen.iter().all(|&s| s));
+    }
 }

@@ -1,27 +1,34 @@
 //! tracer's kernel programs.
 //!
 //! * `sched_switch` (tp_btf): classifies every switch and counts it per class,
-//!   voluntary / preempted; stamps the start of the switch for `sched_exit`.
+//!   voluntary / preempted; measures `oncpu_ns` of prev and `offcpu_ns` and
+//!   `runq_latency_ns` of next; stamps the start of the switch for `sched_exit`.
 //! * `sched_exit` (tp_btf on `sched_exit_tp`, Linux >= 6.16): runs in the
 //!   incoming task when `__schedule()` (or `schedule_tail()` for a new task)
-//!   returns, and records `switch_cost_ns` into the class's histogram.
+//!   returns, and records `switch_cost_ns`.
+//! * `sched_wakeup`, `sched_wakeup_new` (tp_btf): stamp when a task became
+//!   runnable, for `runq_latency_ns`.
 //!
 //! Nothing leaves the kernel per event: everything is aggregated in per-CPU
-//! array maps that the CLI reads and merges.
+//! maps that the CLI reads and merges. Metrics that are not selected are
+//! skipped through a load-time constant, which the verifier prunes.
 #![no_std]
 #![no_main]
 
+mod task_storage;
+
 use aya_ebpf::{
     helpers::bpf_ktime_get_ns,
-    macros::{btf_tracepoint, map},
+    macros::{btf_map, btf_tracepoint, map},
     maps::PerCpuArray,
     programs::BtfTracePointContext,
 };
 use aya_log_ebpf::error;
+use task_storage::TaskStorage;
 use tracer_common::{
     class::{NUM_CLASSES, PREEMPTED, TaskIds, VOLUNTARY, classify, is_voluntary},
     hist::{Histogram, bucket_index},
-    maps::{PendingSwitch, SwitchCounts},
+    maps::{CpuState, Metric, NUM_METRICS, TaskTimes},
 };
 
 // Byte offsets in `struct task_struct`, resolved by the CLI from the running
@@ -33,18 +40,18 @@ static TASK_PID_OFFSET: u32 = 0;
 static TASK_TGID_OFFSET: u32 = 0;
 #[unsafe(no_mangle)]
 static TASK_FLAGS_OFFSET: u32 = 0;
-/// Non-zero when `sched_exit` is attached and wants a start time.
+/// The metrics to measure, a `Metric::bit` mask.
 #[unsafe(no_mangle)]
-static MEASURE_SWITCH_COST: u8 = 0;
+static METRICS: u32 = 0;
 
 #[map]
-static COUNTS: PerCpuArray<SwitchCounts> = PerCpuArray::with_max_entries(1, 0);
+static CPU: PerCpuArray<CpuState> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
-static SWITCH_COST: PerCpuArray<Histogram> = PerCpuArray::with_max_entries(NUM_CLASSES as u32, 0);
+static HISTS: PerCpuArray<Histogram> = PerCpuArray::with_max_entries((NUM_METRICS * NUM_CLASSES) as u32, 0);
 
-#[map]
-static PENDING: PerCpuArray<PendingSwitch> = PerCpuArray::with_max_entries(1, 0);
+#[btf_map]
+static TASK_TIMES: TaskStorage<TaskTimes> = TaskStorage::new();
 
 /// Reads a load-time global. A volatile read keeps the compiler from folding
 /// the placeholder value in.
@@ -52,6 +59,11 @@ static PENDING: PerCpuArray<PendingSwitch> = PerCpuArray::with_max_entries(1, 0)
 fn global<T: Copy>(g: &'static T) -> T {
     // SAFETY: `g` is a valid, aligned `&'static T`.
     unsafe { core::ptr::read_volatile(g) }
+}
+
+#[inline(always)]
+fn measures(metric: Metric) -> bool {
+    global(&METRICS) & metric.bit() != 0
 }
 
 /// Reads a `T` at `offset` bytes into a `task_struct`.
@@ -79,6 +91,20 @@ fn task_ids(task: *const u8) -> TaskIds {
     }
 }
 
+/// Adds one sample to this CPU's histogram of `metric` for `class`.
+#[inline(always)]
+fn record(metric: Metric, class: usize, ns: u64) -> Result<(), &'static str> {
+    let hist = HISTS.get_ptr_mut(metric.hist_index(class)).ok_or("HISTS")?;
+    // SAFETY: this CPU's own value; tracepoints run with preemption off, so
+    // nothing else on this CPU touches it meanwhile.
+    let hist = unsafe { &mut *hist };
+    if let Some(bucket) = hist.buckets.get_mut(bucket_index(ns)) {
+        *bucket += 1;
+    }
+    hist.sum_ns += ns;
+    Ok(())
+}
+
 // include/trace/events/sched.h (Linux 6.18):
 //   TP_PROTO(bool preempt, struct task_struct *prev, struct task_struct *next,
 //            unsigned int prev_state)
@@ -100,28 +126,64 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), &'static str> {
     let next: *const u8 = ctx.arg(2);
     let prev_state = ctx.arg::<u64>(3) as u32;
 
-    let class = classify(&task_ids(prev), &task_ids(next));
+    let prev_ids = task_ids(prev);
+    let next_ids = task_ids(next);
+    let class = classify(&prev_ids, &next_ids);
+    let c = class.index();
     let kind = if is_voluntary(preempt, prev_state) {
         VOLUNTARY
     } else {
         PREEMPTED
     };
 
-    let counts = COUNTS.get_ptr_mut(0).ok_or("COUNTS")?;
-    // SAFETY: per-CPU value of a live map; tracepoints run with preemption
-    // off, so nothing else on this CPU touches it meanwhile.
-    let counts = unsafe { &mut *counts };
-    if let Some(slot) = counts.by_class.get_mut(class.index()).and_then(|c| c.get_mut(kind)) {
+    let cpu = CPU.get_ptr_mut(0).ok_or("CPU")?;
+    // SAFETY: this CPU's own value; preemption is off.
+    let cpu = unsafe { &mut *cpu };
+    if let Some(slot) = cpu.counts.by_class.get_mut(c).and_then(|k| k.get_mut(kind)) {
         *slot += 1;
     }
+    if global(&METRICS) == 0 {
+        return Ok(()); // Classify and count only.
+    }
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
 
-    if global(&MEASURE_SWITCH_COST) != 0 {
-        let pending = PENDING.get_ptr_mut(0).ok_or("PENDING")?;
-        // SAFETY: as above, this CPU's own value.
-        let pending = unsafe { &mut *pending };
-        pending.class = class as u32;
-        // SAFETY: helper without preconditions.
-        pending.start_ns = unsafe { bpf_ktime_get_ns() };
+    if measures(Metric::Oncpu) {
+        if cpu.last_switch_ns != 0 {
+            record(Metric::Oncpu, c, now.saturating_sub(cpu.last_switch_ns))?;
+        }
+        cpu.last_switch_ns = now;
+    }
+    if measures(Metric::SwitchCost) {
+        cpu.class = class as u32;
+        cpu.switch_start_ns = now;
+    }
+    if measures(Metric::Offcpu) || measures(Metric::Runq) {
+        // Idle tasks are never off-CPU or queued in the usual sense: skip them.
+        if prev_ids.pid != 0 {
+            // SAFETY: `prev` is a trusted tp_btf task pointer.
+            let times = unsafe { TASK_TIMES.get(prev, true) };
+            // SAFETY: non-null storage of `prev`, ours until the program returns.
+            if let Some(times) = unsafe { times.as_mut() } {
+                times.offcpu_since = now;
+                // Still runnable (preempted or yielding): it waits in the run queue from now.
+                times.runq_since = if prev_state == 0 { now } else { 0 };
+            }
+        }
+        if next_ids.pid != 0 {
+            // SAFETY: `next` is a trusted tp_btf task pointer.
+            let times = unsafe { TASK_TIMES.get(next, false) };
+            // SAFETY: non-null storage of `next`, ours until the program returns.
+            if let Some(times) = unsafe { times.as_mut() } {
+                if measures(Metric::Offcpu) && times.offcpu_since != 0 {
+                    record(Metric::Offcpu, c, now.saturating_sub(times.offcpu_since))?;
+                }
+                if measures(Metric::Runq) && times.runq_since != 0 {
+                    record(Metric::Runq, c, now.saturating_sub(times.runq_since))?;
+                }
+                times.runq_since = 0;
+            }
+        }
     }
     Ok(())
 }
@@ -148,23 +210,41 @@ fn try_sched_exit(ctx: &BtfTracePointContext) -> Result<(), &'static str> {
     }
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    let pending = PENDING.get_ptr_mut(0).ok_or("PENDING")?;
+    let cpu = CPU.get_ptr_mut(0).ok_or("CPU")?;
     // SAFETY: this CPU's own value, preemption is off.
-    let pending = unsafe { &mut *pending };
-    if pending.start_ns == 0 {
+    let cpu = unsafe { &mut *cpu };
+    if cpu.switch_start_ns == 0 {
         return Ok(()); // The switch happened before we attached.
     }
-    let cost = now.saturating_sub(pending.start_ns);
-    pending.start_ns = 0;
+    let cost = now.saturating_sub(cpu.switch_start_ns);
+    cpu.switch_start_ns = 0;
+    record(Metric::SwitchCost, cpu.class as usize, cost)
+}
 
-    let hist = SWITCH_COST.get_ptr_mut(pending.class).ok_or("SWITCH_COST")?;
-    // SAFETY: this CPU's own value, preemption is off.
-    let hist = unsafe { &mut *hist };
-    if let Some(bucket) = hist.buckets.get_mut(bucket_index(cost)) {
-        *bucket += 1;
+/// `p` became runnable: it waits in the run queue from now.
+#[inline(always)]
+fn stamp_runnable(p: *const u8) {
+    // SAFETY: `p` is a trusted tp_btf task pointer.
+    let times = unsafe { TASK_TIMES.get(p, true) };
+    // SAFETY: non-null storage of `p`, ours until the program returns.
+    if let Some(times) = unsafe { times.as_mut() } {
+        // SAFETY: helper without preconditions.
+        times.runq_since = unsafe { bpf_ktime_get_ns() };
     }
-    hist.sum_ns += cost;
-    Ok(())
+}
+
+// include/trace/events/sched.h: TP_PROTO(struct task_struct *p)
+#[btf_tracepoint(function = "sched_wakeup")]
+pub fn sched_wakeup(ctx: BtfTracePointContext) -> i32 {
+    stamp_runnable(ctx.arg(0));
+    0
+}
+
+// include/trace/events/sched.h: TP_PROTO(struct task_struct *p)
+#[btf_tracepoint(function = "sched_wakeup_new")]
+pub fn sched_wakeup_new(ctx: BtfTracePointContext) -> i32 {
+    stamp_runnable(ctx.arg(0));
+    0
 }
 
 #[cfg(not(test))]

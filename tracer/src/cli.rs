@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::metrics::MetricSet;
+
 const ABOUT: &str = "Watch real context switches with eBPF and show what they cost.";
 
 const LONG_ABOUT: &str = "\
@@ -19,10 +21,16 @@ counted once, in the kernel, in exactly one class, first match wins:
 Each switch is also voluntary (prev blocked) or preempted, split exactly as the
 kernel splits its own nvcsw/nivcsw counters.
 
-switch cost (switch_cost_ns): from sched_switch, as prev leaves, until the
-incoming task runs again on the same CPU (the sched_exit_tp tracepoint, Linux
-6.16 and later). It includes the tracer's own probes, a few tens of ns. On older
-kernels it is reported as unavailable, never as zero.
+Latencies, per class (--metrics), each belonging to the class of the switch
+that ends it:
+  switch_cost_ns   from sched_switch, as prev leaves, until the incoming task
+                   runs again on the same CPU (sched_exit_tp, Linux 6.16+).
+                   Includes the tracer's own probes, a few tens of ns.
+  runq_latency_ns  from wakeup (or preemption of a still-runnable task) until
+                   the task is switched in: waiting for a CPU
+  offcpu_ns        from a task's last switch-out until its switch-in
+  oncpu_ns         from a task's switch-in until its switch-out (its slice)
+A latency this kernel cannot give is reported as unavailable, never as zero.
 
 Traces the whole system until Ctrl-C (or --duration), then prints a report.
 Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with BTF.";
@@ -32,6 +40,7 @@ Examples:
   sudo tracer                 trace until Ctrl-C, then print the report
   sudo tracer -d 10s          trace for 10 seconds
   sudo tracer -i 1s --json    one JSON object per second, one per line
+  sudo tracer -m none         only classify and count (one probe, least overhead)
 
 Exit status: 0 on success (also after Ctrl-C or SIGTERM), 1 when tracing could
 not start or failed, 2 for invalid arguments.";
@@ -61,13 +70,16 @@ pub struct Cli {
     #[arg(long)]
     pub json: bool,
 
-    /// Only classify and count; don't attach the switch-cost probe.
-    #[arg(long)]
-    pub no_switch_cost: bool,
+    /// Latencies to measure, comma-separated: switch, runq, offcpu, oncpu, or
+    /// all / none (none: only classify and count). A metric not selected is
+    /// not in the report and its probes are not attached.
+    #[arg(short, long, value_name = "LIST", default_value = "all", value_parser = parse_metrics)]
+    pub metrics: MetricSet,
 
-    /// Leave out the per-class log2 histograms from the human report.
-    #[arg(long)]
-    pub no_hist: bool,
+    /// Metrics to draw log2 histograms of, per class, in the human report
+    /// (same names as --metrics).
+    #[arg(long, value_name = "LIST", default_value = "switch", value_parser = parse_metrics)]
+    pub hist: MetricSet,
 
     /// More diagnostics on stderr (-v: what was loaded and attached, -vv: debug).
     #[arg(short, long, action = ArgAction::Count)]
@@ -130,6 +142,10 @@ fn parse_size(s: &str) -> Result<usize, String> {
     Ok(size)
 }
 
+fn parse_metrics(s: &str) -> Result<MetricSet, String> {
+    MetricSet::parse(s).map_err(|e| e.to_string())
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::duration::parse(s).map_err(|e| e.to_string())
 }
@@ -147,7 +163,11 @@ mod tests {
 
     #[test]
     fn parses_durations_and_flags() {
-        let cli = Cli::try_parse_from(["tracer", "-d", "2m", "-i", "500ms", "--json", "-vv"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["tracer", "-d", "2m", "-i", "500ms", "--json", "-vv", "-m", "runq,oncpu"]).unwrap();
+        assert_eq!(cli.metrics.to_string(), "runq,oncpu");
+        assert_eq!(cli.hist.to_string(), "switch");
+        assert!(Cli::try_parse_from(["tracer", "-m", "cost"]).is_err());
         assert_eq!(cli.duration, Some(Duration::from_secs(120)));
         assert_eq!(cli.interval, Some(Duration::from_millis(500)));
         assert!(cli.json);

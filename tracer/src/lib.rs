@@ -8,6 +8,7 @@ pub mod bench;
 pub mod btf;
 pub mod cli;
 pub mod duration;
+pub mod metrics;
 pub mod privilege;
 pub mod probe;
 pub mod report;

@@ -14,7 +14,9 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tracer: {e:#}");
+            // Each error type here puts its cause in its own message; printing
+            // the source chain as well would repeat it.
+            eprintln!("tracer: {e}");
             ExitCode::FAILURE
         }
     }

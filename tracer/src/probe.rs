@@ -11,13 +11,14 @@ use tracer_common::{
     class::NUM_CLASSES,
     hist::Histogram,
     maps::{
-        COUNTS_MAP, GLOBAL_FLAGS_OFFSET, GLOBAL_PID_OFFSET, GLOBAL_SWITCH_COST, GLOBAL_TGID_OFFSET, PROG_SCHED_EXIT,
-        PROG_SCHED_SWITCH, SWITCH_COST_MAP, SwitchCounts,
+        CPU_MAP, CpuState, GLOBAL_FLAGS_OFFSET, GLOBAL_METRICS, GLOBAL_PID_OFFSET, GLOBAL_TGID_OFFSET, HISTS_MAP,
+        PROG_SCHED_EXIT, PROG_SCHED_SWITCH, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW,
     },
 };
 
 use crate::{
     btf::{BtfError, KernelBtf, TaskOffsets},
+    metrics::{Metric, MetricSet},
     privilege::{self, PrivilegeError},
     snapshot::{ClassHistogram, Snapshot},
 };
@@ -53,30 +54,24 @@ pub enum ProbeError {
     },
 }
 
-/// Whether `switch_cost_ns` is measured in this run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SwitchCost {
-    Measured,
-    /// The user turned it off.
-    Disabled,
-    /// The kernel cannot give it; the reason, for the user.
-    Unavailable(String),
-}
-
 /// What the user asked to attach.
 #[derive(Clone, Copy, Debug)]
 pub struct ProbeOptions {
-    pub switch_cost: bool,
+    /// The latencies to measure; counting and classifying always happen.
+    pub metrics: MetricSet,
 }
 
 /// Loaded and attached programs. Dropping this detaches everything.
 pub struct Probes {
     // Field order is drop order: maps and logger first, programs last.
-    counts: PerCpuArray<MapData, SwitchCounts>,
-    switch_cost_map: Option<PerCpuArray<MapData, Histogram>>,
+    cpu_map: PerCpuArray<MapData, CpuState>,
+    hists: PerCpuArray<MapData, Histogram>,
     logger: Option<EbpfLogger<&'static dyn log::Log>>,
     _ebpf: Ebpf,
-    pub switch_cost: SwitchCost,
+    /// The metrics measured in this run.
+    pub measured: MetricSet,
+    /// Metrics asked for that this kernel cannot give, with the reason.
+    pub unavailable: Vec<(Metric, String)>,
     pub offsets: TaskOffsets,
     pub probe: &'static str,
 }
@@ -89,25 +84,27 @@ impl Probes {
         let offsets = kernel_btf.task_offsets()?;
         log::info!("task_struct offsets from kernel BTF: {offsets:?}");
 
-        let switch_cost = if !opts.switch_cost {
-            SwitchCost::Disabled
-        } else if kernel_btf.has_tracepoint(SCHED_EXIT_TP) {
-            SwitchCost::Measured
-        } else {
-            SwitchCost::Unavailable(format!(
-                "this kernel has no `{SCHED_EXIT_TP}` tracepoint (added in Linux 6.16)"
-            ))
-        };
+        let mut measured = opts.metrics;
+        let mut unavailable = Vec::new();
+        if measured.contains(Metric::SwitchCost) && !kernel_btf.has_tracepoint(SCHED_EXIT_TP) {
+            measured = measured.without(Metric::SwitchCost);
+            unavailable.push((
+                Metric::SwitchCost,
+                format!("this kernel has no `{SCHED_EXIT_TP}` tracepoint (added in Linux 6.16)"),
+            ));
+        }
         drop(kernel_btf);
 
         let btf = aya::Btf::from_sys_fs()?;
-        let measure = u8::from(switch_cost == SwitchCost::Measured);
+        let metrics = measured.bits();
         let mut ebpf = EbpfLoader::new()
             .btf(&btf)
             .override_global(GLOBAL_PID_OFFSET, &offsets.pid, true)
             .override_global(GLOBAL_TGID_OFFSET, &offsets.tgid, true)
             .override_global(GLOBAL_FLAGS_OFFSET, &offsets.flags, true)
-            .override_global(GLOBAL_SWITCH_COST, &measure, true)
+            .override_global(GLOBAL_METRICS, &metrics, true)
+            // TASK_TIMES (task storage) is only used by the kernel programs.
+            .allow_unsupported_maps()
             .load(EBPF_OBJECT)?;
 
         let logger = match EbpfLogger::init(&mut ebpf) {
@@ -118,26 +115,44 @@ impl Probes {
             }
         };
 
-        if switch_cost == SwitchCost::Measured {
+        // The programs that feed sched_switch's measurements attach first.
+        if measured.contains(Metric::Runq) {
+            attach_tp_btf(&mut ebpf, PROG_SCHED_WAKEUP, "sched_wakeup", &btf)?;
+            attach_tp_btf(&mut ebpf, PROG_SCHED_WAKEUP_NEW, "sched_wakeup_new", &btf)?;
+        }
+        if measured.contains(Metric::SwitchCost) {
             attach_tp_btf(&mut ebpf, PROG_SCHED_EXIT, SCHED_EXIT_TP, &btf)?;
         }
         attach_tp_btf(&mut ebpf, PROG_SCHED_SWITCH, "sched_switch", &btf)?;
 
-        let counts = take_per_cpu_array(&mut ebpf, COUNTS_MAP)?;
-        let switch_cost_map = if switch_cost == SwitchCost::Measured {
-            Some(take_per_cpu_array(&mut ebpf, SWITCH_COST_MAP)?)
-        } else {
-            None
-        };
         Ok(Self {
-            counts,
-            switch_cost_map,
+            cpu_map: take_per_cpu_array(&mut ebpf, CPU_MAP)?,
+            hists: take_per_cpu_array(&mut ebpf, HISTS_MAP)?,
             logger,
             _ebpf: ebpf,
-            switch_cost,
+            measured,
+            unavailable,
             offsets,
             probe: "tp_btf",
         })
+    }
+
+    /// Why each metric in `asked` is missing from this run, if it is.
+    pub fn missing(&self, asked: MetricSet) -> Vec<(Metric, String)> {
+        let mut out: Vec<(Metric, String)> = asked
+            .iter()
+            .filter(|&m| !self.measured.contains(m))
+            .map(|m| {
+                let why = self
+                    .unavailable
+                    .iter()
+                    .find(|(u, _)| *u == m)
+                    .map_or_else(|| "not selected".to_owned(), |(_, why)| why.clone());
+                (m, why)
+            })
+            .collect();
+        out.sort_by_key(|(m, _)| *m);
+        out
     }
 
     /// The kernel-side log ring buffer, to be polled for diagnostics.
@@ -153,35 +168,33 @@ impl Probes {
     /// Like [`Probes::snapshot`], with the histograms merged only over `cpus`
     /// (all CPUs when `None`). Counters are always kept per CPU.
     pub fn snapshot_cpus(&self, cpus: Option<&[usize]>) -> Result<Snapshot, ProbeError> {
-        let taken = crate::snapshot::monotonic_ns();
-        let per_cpu = self.counts.get(&0, 0).map_err(|source| ProbeError::Map {
-            map: COUNTS_MAP,
-            source,
-        })?;
-        let per_cpu_counts: Vec<SwitchCounts> = per_cpu.iter().copied().collect();
-        let switch_cost = match &self.switch_cost_map {
-            None => None,
-            Some(map) => {
-                let mut hists = Vec::with_capacity(NUM_CLASSES);
-                for class in 0..NUM_CLASSES as u32 {
-                    let values = map.get(&class, 0).map_err(|source| ProbeError::Map {
-                        map: SWITCH_COST_MAP,
-                        source,
-                    })?;
-                    let wanted = values
-                        .iter()
-                        .enumerate()
-                        .filter(|(cpu, _)| cpus.is_none_or(|cpus| cpus.contains(cpu)))
-                        .map(|(_, h)| h);
-                    hists.push(ClassHistogram::sum_of(wanted));
-                }
-                Some(hists)
+        let taken_ns = crate::snapshot::monotonic_ns();
+        let per_cpu = self
+            .cpu_map
+            .get(&0, 0)
+            .map_err(|source| ProbeError::Map { map: CPU_MAP, source })?;
+        let per_cpu_counts = per_cpu.iter().map(|s| s.counts).collect();
+        let mut latencies: [Option<Vec<ClassHistogram>>; 4] = Default::default();
+        for metric in self.measured.iter() {
+            let mut hists = Vec::with_capacity(NUM_CLASSES);
+            for class in 0..NUM_CLASSES {
+                let values = self
+                    .hists
+                    .get(&metric.hist_index(class), 0)
+                    .map_err(|source| ProbeError::Map { map: HISTS_MAP, source })?;
+                let wanted = values
+                    .iter()
+                    .enumerate()
+                    .filter(|(cpu, _)| cpus.is_none_or(|cpus| cpus.contains(cpu)))
+                    .map(|(_, h)| h);
+                hists.push(ClassHistogram::sum_of(wanted));
             }
-        };
+            latencies[metric as usize] = Some(hists);
+        }
         Ok(Snapshot {
-            taken_ns: taken,
+            taken_ns,
             per_cpu_counts,
-            switch_cost,
+            latencies,
         })
     }
 }

@@ -15,7 +15,8 @@ use tokio::{
 
 use crate::{
     cli::Cli,
-    probe::{ProbeError, ProbeOptions, Probes, SwitchCost},
+    metrics::MetricSet,
+    probe::{ProbeError, ProbeOptions, Probes},
     report::{Meta, Report, json, table},
     snapshot::Snapshot,
 };
@@ -33,7 +34,7 @@ pub enum RunError {
 /// Where reports go; a closed pipe ends the session quietly.
 struct Output {
     json: bool,
-    histograms: bool,
+    histograms: MetricSet,
 }
 
 impl Output {
@@ -64,28 +65,21 @@ pub async fn trace(cli: &Cli) -> Result<(), RunError> {
     let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
 
     let loading = std::time::Instant::now();
-    let mut probes = Probes::attach(ProbeOptions {
-        switch_cost: !cli.no_switch_cost,
-    })?;
+    let mut probes = Probes::attach(ProbeOptions { metrics: cli.metrics })?;
     log::info!("loaded and attached in {:?}", loading.elapsed());
     if let Some(logger) = probes.take_logger() {
         spawn_kernel_log(logger);
     }
-    let meta = Meta {
-        kernel_release: crate::kernel_release(),
-        probe: probes.probe,
-        switch_cost_unavailable: match &probes.switch_cost {
-            SwitchCost::Unavailable(why) => Some(why.clone()),
-            SwitchCost::Disabled => Some("disabled by --no-switch-cost".into()),
-            SwitchCost::Measured => None,
-        },
-    };
-    if let SwitchCost::Unavailable(why) = &probes.switch_cost {
-        eprintln!("tracer: switch cost unavailable: {why}; still classifying and counting every switch");
+    let meta = meta(&probes, cli.metrics);
+    for (metric, why) in &meta.unavailable {
+        eprintln!(
+            "tracer: {} unavailable: {why}; still classifying and counting every switch",
+            metric.key()
+        );
     }
     let out = Output {
         json: cli.json,
-        histograms: !cli.no_hist,
+        histograms: cli.hist,
     };
     if !cli.json {
         let until = match cli.duration {
@@ -159,20 +153,19 @@ fn spawn_kernel_log(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
     });
 }
 
+/// What a report says about where its numbers came from: `selected` is what
+/// the user asked for.
+pub fn meta(probes: &Probes, selected: MetricSet) -> Meta {
+    Meta {
+        kernel_release: crate::kernel_release(),
+        probe: probes.probe,
+        selected,
+        unavailable: probes.missing(selected),
+    }
+}
+
 /// Builds a report straight from two snapshots, for callers that drive
-/// [`Probes`] themselves (tests, benchmarks).
+/// [`Probes`] themselves (tests, benchmarks): every measured metric.
 pub fn report(probes: &Probes, earlier: &Snapshot, now: &Snapshot) -> Report {
-    Report::between(
-        earlier,
-        now,
-        Meta {
-            kernel_release: crate::kernel_release(),
-            probe: probes.probe,
-            switch_cost_unavailable: match &probes.switch_cost {
-                SwitchCost::Measured => None,
-                SwitchCost::Disabled => Some("disabled".into()),
-                SwitchCost::Unavailable(why) => Some(why.clone()),
-            },
-        },
-    )
+    Report::between(earlier, now, meta(probes, probes.measured))
 }

@@ -5,8 +5,10 @@ use tracer_common::{
     Class,
     class::{NUM_CLASSES, PREEMPTED, VOLUNTARY},
     hist::{Histogram, NUM_BUCKETS, bucket_index},
-    maps::SwitchCounts,
+    maps::{NUM_METRICS, SwitchCounts},
 };
+
+use crate::metrics::{Metric, MetricSet};
 
 /// `CLOCK_MONOTONIC` in ns: the clock `bpf_ktime_get_ns()` uses.
 pub fn monotonic_ns() -> u64 {
@@ -76,19 +78,28 @@ pub struct Snapshot {
     pub taken_ns: u64,
     /// Switch counters, one entry per possible CPU.
     pub per_cpu_counts: Vec<SwitchCounts>,
-    /// `switch_cost_ns` per class (index = `Class::index()`); `None` when not
-    /// measured in this run.
-    pub switch_cost: Option<Vec<ClassHistogram>>,
+    /// Per metric (index = `Metric as usize`), per class (index =
+    /// `Class::index()`); `None` for a metric not measured in this run.
+    pub latencies: [Option<Vec<ClassHistogram>>; NUM_METRICS],
 }
 
 impl Snapshot {
     /// An empty snapshot, as the maps are right after loading.
-    pub fn empty(cpus: usize, switch_cost: bool) -> Self {
+    pub fn empty(cpus: usize, metrics: MetricSet) -> Self {
         Self {
             taken_ns: 0,
             per_cpu_counts: vec![SwitchCounts::default(); cpus],
-            switch_cost: switch_cost.then(|| vec![ClassHistogram::default(); NUM_CLASSES]),
+            latencies: Metric::ALL.map(|m| {
+                metrics
+                    .contains(m)
+                    .then(|| vec![ClassHistogram::default(); NUM_CLASSES])
+            }),
         }
+    }
+
+    /// The histograms of one metric, per class.
+    pub fn latency(&self, metric: Metric) -> Option<&[ClassHistogram]> {
+        self.latencies[metric as usize].as_deref()
     }
 
     /// Counters summed over all CPUs.
@@ -125,24 +136,26 @@ impl Snapshot {
                 d
             })
             .collect();
-        let switch_cost = match (&self.switch_cost, &earlier.switch_cost) {
+        let latencies = Metric::ALL.map(|m| match (self.latency(m), earlier.latency(m)) {
             (Some(now), Some(then)) => Some(now.iter().zip(then).map(|(n, t)| n.minus(t)).collect()),
             _ => None,
-        };
+        });
         Snapshot {
             taken_ns: self.taken_ns,
             per_cpu_counts,
-            switch_cost,
+            latencies,
         }
     }
 
     /// Records one switch as the kernel programs would: the fake event
     /// source for tests of everything downstream of the maps.
-    pub fn record(&mut self, cpu: usize, class: Class, voluntary: bool, cost_ns: Option<u64>) {
+    pub fn record(&mut self, cpu: usize, class: Class, voluntary: bool, samples: &[(Metric, u64)]) {
         let kind = if voluntary { VOLUNTARY } else { PREEMPTED };
         self.per_cpu_counts[cpu].by_class[class.index()][kind] += 1;
-        if let (Some(hists), Some(ns)) = (&mut self.switch_cost, cost_ns) {
-            hists[class.index()].record(ns);
+        for &(metric, ns) in samples {
+            if let Some(hists) = &mut self.latencies[metric as usize] {
+                hists[class.index()].record(ns);
+            }
         }
     }
 }
@@ -153,21 +166,29 @@ mod tests {
 
     #[test]
     fn since_subtracts_counts_and_buckets() {
-        let mut a = Snapshot::empty(2, true);
-        a.record(0, Class::Thread, true, Some(300));
+        let mut a = Snapshot::empty(2, MetricSet::ALL.without(Metric::Runq));
+        a.record(0, Class::Thread, true, &[(Metric::SwitchCost, 300)]);
         let mut b = a.clone();
-        b.record(1, Class::Thread, false, Some(400));
-        b.record(1, Class::Process, true, Some(500));
+        b.record(1, Class::Thread, false, &[(Metric::SwitchCost, 400), (Metric::Runq, 5)]);
+        b.record(
+            1,
+            Class::Process,
+            true,
+            &[(Metric::SwitchCost, 500), (Metric::Oncpu, 9000)],
+        );
         let d = b.since(&a);
         let c = d.counts();
         assert_eq!(c.by_class[Class::Thread.index()], [0, 1]);
         assert_eq!(c.by_class[Class::Process.index()], [1, 0]);
         assert_eq!(d.cpu_switches(1, Class::Thread), 1);
         assert_eq!(d.cpu_switches(0, Class::Thread), 0);
-        let hists = d.switch_cost.unwrap();
+        let hists = d.latency(Metric::SwitchCost).unwrap();
         assert_eq!(hists[Class::Thread.index()].count(), 1);
         assert_eq!(hists[Class::Thread.index()].sum_ns, 400);
         assert_eq!(hists[Class::Process.index()].sum_ns, 500);
+        assert_eq!(d.latency(Metric::Oncpu).unwrap()[Class::Process.index()].sum_ns, 9000);
+        // Not measured: no histograms, and samples for it are dropped.
+        assert!(d.latency(Metric::Runq).is_none());
     }
 
     #[test]

@@ -77,6 +77,14 @@ pub struct Outcome {
     pub involuntary: u64,
     /// Both sides were still on the requested CPU at the end.
     pub stayed_on_cpu: bool,
+    /// Time both tasks ran on a CPU during the loop (`sum_exec_runtime`,
+    /// first field of /proc/thread-self/schedstat).
+    pub run_ns: u64,
+    /// Time both tasks waited in a run queue during the loop (`run_delay`,
+    /// second field of /proc/thread-self/schedstat).
+    pub wait_ns: u64,
+    /// Loop time of both tasks, summed (each from its own start to end).
+    pub loop_ns: u64,
 }
 
 impl Outcome {
@@ -100,6 +108,8 @@ struct SideResult {
     involuntary: u64,
     elapsed_ns: u64,
     on_cpu: u64,
+    run_ns: u64,
+    wait_ns: u64,
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -186,6 +196,39 @@ fn monotonic_ns() -> u64 {
     // SAFETY: `ts` is a valid, writable timespec. Async-signal-safe.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// `(sum_exec_runtime, run_delay)` of the calling thread, in ns, from
+/// /proc/thread-self/schedstat; zeros if unreadable. Async-signal-safe: raw
+/// syscalls and a stack buffer.
+fn schedstat() -> (u64, u64) {
+    // SAFETY: a NUL-terminated path; the descriptor is closed below.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/thread-self/schedstat".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return (0, 0);
+    }
+    let mut buf = [0u8; 96];
+    // SAFETY: reads into the stack buffer, within its length.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    // SAFETY: closes the descriptor opened above.
+    unsafe { libc::close(fd) };
+    let mut fields = buf[..n.max(0) as usize]
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty())
+        .map(|f| {
+            f.iter().try_fold(0u64, |acc, &d| {
+                d.is_ascii_digit().then(|| acc * 10 + u64::from(d - b'0'))
+            })
+        });
+    (
+        fields.next().flatten().unwrap_or(0),
+        fields.next().flatten().unwrap_or(0),
+    )
 }
 
 /// One side's end of the channel. Async-signal-safe.
@@ -275,6 +318,7 @@ fn side(spec: &Spec, end: End<'_>, ws: Option<&Shared>, first: bool, who: libc::
     pin(spec.cpu)?;
     touch(ws); // Fault the working set in before measuring.
     let before = csw(who);
+    let sched_before = schedstat();
     let start = monotonic_ns();
     for _ in 0..spec.round_trips {
         if first {
@@ -288,6 +332,7 @@ fn side(spec: &Spec, end: End<'_>, ws: Option<&Shared>, first: bool, who: libc::
         }
     }
     let elapsed_ns = monotonic_ns() - start;
+    let sched_after = schedstat();
     let after = csw(who);
     // SAFETY: sched_getcpu has no preconditions.
     let on_cpu = u64::from(unsafe { libc::sched_getcpu() } == spec.cpu as i32);
@@ -296,6 +341,8 @@ fn side(spec: &Spec, end: End<'_>, ws: Option<&Shared>, first: bool, who: libc::
         involuntary: after.1 - before.1,
         elapsed_ns,
         on_cpu,
+        run_ns: sched_after.0.saturating_sub(sched_before.0),
+        wait_ns: sched_after.1.saturating_sub(sched_before.1),
     })
 }
 
@@ -387,6 +434,9 @@ pub fn run(spec: &Spec) -> io::Result<Outcome> {
         voluntary: a.voluntary + b.voluntary,
         involuntary: a.involuntary + b.involuntary,
         stayed_on_cpu: a.on_cpu == 1 && b.on_cpu == 1,
+        run_ns: a.run_ns + b.run_ns,
+        wait_ns: a.wait_ns + b.wait_ns,
+        loop_ns: a.elapsed_ns + b.elapsed_ns,
     })
 }
 
@@ -429,6 +479,11 @@ mod tests {
                 assert!(out.switches() >= 2 * 2_000 - 1, "{kind:?} {via:?}: {out:?}");
                 assert!(out.stayed_on_cpu, "{kind:?} {via:?}");
                 assert!(out.rtt_ns() > 0);
+                // Two tasks on one CPU: together they ran for at most the loop's wall time.
+                assert!(
+                    out.run_ns > 0 && out.run_ns <= out.elapsed.as_nanos() as u64 + 1_000_000,
+                    "{out:?}"
+                );
             }
         }
     }

@@ -12,7 +12,8 @@ use std::{
 
 use serde_json::Value;
 use tracer::{
-    probe::{ProbeOptions, Probes, SwitchCost},
+    metrics::{Metric, MetricSet},
+    probe::{ProbeOptions, Probes},
     snapshot::Snapshot,
     workload::{self, Outcome, PingPong, Spec},
 };
@@ -28,11 +29,13 @@ fn workload_cpu() -> usize {
 }
 
 fn attach() -> Probes {
-    let probes = Probes::attach(ProbeOptions { switch_cost: true }).unwrap_or_else(|e| panic!("cannot attach: {e}"));
-    // This kernel (6.18) has sched_exit_tp; skip nothing on it.
-    match &probes.switch_cost {
-        SwitchCost::Measured => {}
-        other => eprintln!("note: switch cost not measured here: {other:?}"),
+    let probes = Probes::attach(ProbeOptions {
+        metrics: MetricSet::ALL,
+    })
+    .unwrap_or_else(|e| panic!("cannot attach: {e}"));
+    for (metric, why) in &probes.unavailable {
+        // Only switch cost can be missing, and only before Linux 6.16.
+        eprintln!("skipping checks of {}: {why}", metric.key());
     }
     probes
 }
@@ -41,9 +44,10 @@ fn attach() -> Probes {
 /// tracer saw on the workload's CPU over the same span.
 fn traced(kind: PingPong) -> (Outcome, Snapshot, Probes) {
     let probes = attach();
-    let before = probes.snapshot().unwrap();
+    let cpus = [workload_cpu()];
+    let before = probes.snapshot_cpus(Some(&cpus)).unwrap();
     let outcome = workload::run(&Spec::new(kind, workload_cpu(), ROUND_TRIPS)).unwrap();
-    let after = probes.snapshot().unwrap();
+    let after = probes.snapshot_cpus(Some(&cpus)).unwrap();
     (outcome, after.since(&before), probes)
 }
 
@@ -96,14 +100,19 @@ fn check_class(kind: PingPong, expected: Class, other: Class) {
         outcome.involuntary
     );
 
-    // Every switch of the class also got a switch-cost sample.
-    if probes.switch_cost == SwitchCost::Measured {
-        let report = tracer::run::report(&probes, &Snapshot::empty(delta.per_cpu_counts.len(), true), &delta);
-        let class = report.class(expected);
-        let cost = class.switch_cost.as_ref().unwrap();
+    // The latencies, on the workload's CPU, against the kernel's own numbers.
+    let report = tracer::run::report(
+        &probes,
+        &Snapshot::empty(delta.per_cpu_counts.len(), probes.measured),
+        &delta,
+    );
+    let class = report.class(expected);
+    let sum = |m: Metric| delta.latency(m).map(|h| h[expected.index()].sum_ns);
+    if let Some(cost) = class.latency(Metric::SwitchCost) {
+        // Every switch of the class got a switch-cost sample.
         let stats = cost.stats.as_ref().unwrap();
         eprintln!(
-            "{expected:?} switch cost (all CPUs): n={} p50={} p90={} p99={} max={}",
+            "{expected:?} switch cost: n={} p50={} p90={} p99={} max={}",
             cost.count, stats.p50, stats.p90, stats.p99, stats.max
         );
         assert!(
@@ -120,6 +129,42 @@ fn check_class(kind: PingPong, expected: Class, other: Class) {
         );
         assert!((30..100_000).contains(&stats.p50), "implausible p50 {}", stats.p50);
         assert!(stats.min <= stats.p50 && stats.p50 <= stats.p90 && stats.p90 <= stats.p99 && stats.p99 <= stats.max);
+    }
+    // Each of the class's switches ends one slice (oncpu) and one absence
+    // (offcpu) of a workload task, so the totals must match the kernel's:
+    // oncpu = time both ran (schedstat sum_exec_runtime), offcpu = loop time
+    // minus that, runq = time both waited runnable (schedstat run_delay).
+    // Margins: 3 % for the switches at the loop's edges and the few slices
+    // ended by other classes (preemption by a kernel thread).
+    // The kernel's run_delay ends at the run-queue clock update at the start
+    // of __schedule(), ours at sched_switch a little later: allow 300 ns per
+    // wait on top (measured here: ~150 ns).
+    let close = |name: &str, seen: u64, truth: u64, per_sample_slack: u64| {
+        let slack = per_sample_slack * class.switches();
+        eprintln!("{expected:?} {name}: tracer {seen} ns, kernel {truth} ns");
+        let err = seen.abs_diff(truth).saturating_sub(slack) as f64 / truth as f64;
+        assert!(
+            err < 0.03,
+            "{name}: tracer {seen} ns vs kernel {truth} ns ({:.1} % off beyond the slack)",
+            err * 100.0
+        );
+    };
+    close("oncpu total", sum(Metric::Oncpu).unwrap(), outcome.run_ns, 0);
+    close(
+        "offcpu total",
+        sum(Metric::Offcpu).unwrap(),
+        outcome.loop_ns - outcome.run_ns,
+        0,
+    );
+    close("runq total", sum(Metric::Runq).unwrap(), outcome.wait_ns, 300);
+    for m in [Metric::Oncpu, Metric::Offcpu, Metric::Runq] {
+        let n = class.latency(m).unwrap().count;
+        assert!(
+            n as f64 >= 0.97 * class.switches() as f64 && n <= class.switches(),
+            "{}: {n} samples for {} switches",
+            m.key(),
+            class.switches()
+        );
     }
 }
 

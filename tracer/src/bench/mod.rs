@@ -8,7 +8,8 @@ pub mod render;
 use tracer_common::Class;
 
 use crate::{
-    probe::{ProbeError, ProbeOptions, Probes, SwitchCost},
+    metrics::{Metric, MetricSet},
+    probe::{ProbeError, ProbeOptions, Probes},
     report::Latency,
     workload::{self, Outcome, PingPong, Spec, Via},
 };
@@ -198,7 +199,9 @@ impl Bench {
 
 /// Runs the benchmark under freshly attached probes.
 pub fn run(options: Options, mut progress: impl FnMut(&str)) -> Result<Bench, BenchError> {
-    let probes = Probes::attach(ProbeOptions { switch_cost: true })?;
+    let probes = Probes::attach(ProbeOptions {
+        metrics: MetricSet::NONE.with(Metric::SwitchCost),
+    })?;
     let cpus = [options.cpu];
     let mut thread = Workload {
         kind: PingPong::Threads,
@@ -246,8 +249,7 @@ pub fn run(options: Options, mut progress: impl FnMut(&str)) -> Result<Bench, Be
             let delta = after.since(&before);
             let on_cpu = tracer_common::Class::ALL.map(|c| delta.cpu_switches(options.cpu, c));
             let cost = delta
-                .switch_cost
-                .as_ref()
+                .latency(Metric::SwitchCost)
                 .map(|h| Latency::from_histogram(&h[expected_class(kind).index()]));
             let target = if kind == PingPong::Threads {
                 &mut thread
@@ -262,11 +264,7 @@ pub fn run(options: Options, mut progress: impl FnMut(&str)) -> Result<Bench, Be
         kernel_release: crate::kernel_release(),
         thread,
         process,
-        switch_cost_unavailable: match probes.switch_cost {
-            SwitchCost::Measured => None,
-            SwitchCost::Disabled => Some("disabled".into()),
-            SwitchCost::Unavailable(why) => Some(why),
-        },
+        switch_cost_unavailable: probes.unavailable.into_iter().next().map(|(_, why)| why),
     })
 }
 

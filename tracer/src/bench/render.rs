@@ -201,6 +201,7 @@ mod tests {
                 voluntary: switches,
                 involuntary: 0,
                 stayed_on_cpu: true,
+                ..Default::default()
             },
             on_cpu,
             cost: Some(Latency::from_histogram(&h)),

@@ -1,9 +1,11 @@
 //! The JSON report: one object per report, on one line.
 
 use serde::Serialize;
+use serde_json::{Map, Value};
 use tracer_common::Class;
 
 use super::{ClassReport, Latency, Report};
+use crate::metrics::MetricSet;
 
 #[derive(Serialize)]
 struct JsonReport<'a> {
@@ -11,31 +13,12 @@ struct JsonReport<'a> {
     switches: u64,
     kernel_release: &'a str,
     probe: &'a str,
-    classes: JsonClasses,
-    /// Metrics that are `null` because this kernel or run cannot give them, and why.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    unavailable: Option<Unavailable<'a>>,
-}
-
-#[derive(Serialize)]
-struct Unavailable<'a> {
-    switch_cost_ns: &'a str,
-}
-
-#[derive(Serialize)]
-struct JsonClasses {
-    thread: JsonClass,
-    process: JsonClass,
-    kernel: JsonClass,
-    idle: JsonClass,
-}
-
-#[derive(Serialize)]
-struct JsonClass {
-    switches: u64,
-    voluntary: u64,
-    preempted: u64,
-    switch_cost_ns: Option<JsonLatency>,
+    /// `thread`, `process`, `kernel`, `idle`, in that order.
+    classes: Map<String, Value>,
+    /// Selected metrics that are `null` because this kernel or run cannot
+    /// give them, and why.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    unavailable: Map<String, Value>,
 }
 
 /// Every field but `count` is `null` when there were no samples.
@@ -67,36 +50,42 @@ impl From<&Latency> for JsonLatency {
     }
 }
 
-impl From<&ClassReport> for JsonClass {
-    fn from(c: &ClassReport) -> Self {
-        Self {
-            switches: c.switches(),
-            voluntary: c.voluntary,
-            preempted: c.preempted,
-            switch_cost_ns: c.switch_cost.as_ref().map(JsonLatency::from),
-        }
+/// One class: counts, then each selected metric (`null` when unavailable).
+fn class(c: &ClassReport, selected: MetricSet) -> Value {
+    let mut m = Map::new();
+    m.insert("switches".into(), c.switches().into());
+    m.insert("voluntary".into(), c.voluntary.into());
+    m.insert("preempted".into(), c.preempted.into());
+    for metric in selected.iter() {
+        let v = c.latency(metric).map_or(Value::Null, |l| {
+            serde_json::to_value(JsonLatency::from(l)).unwrap_or(Value::Null)
+        });
+        m.insert(metric.key().into(), v);
     }
+    Value::Object(m)
 }
 
 /// One line of JSON (no trailing newline).
 pub fn render(report: &Report) -> String {
-    let class = |c: Class| JsonClass::from(report.class(c));
+    let selected = report.meta.selected;
+    let classes = [Class::Thread, Class::Process, Class::Kernel, Class::Idle]
+        .into_iter()
+        .map(|c| (c.name().to_owned(), class(report.class(c), selected)))
+        .collect();
+    let unavailable = report
+        .meta
+        .unavailable
+        .iter()
+        .filter(|(m, _)| selected.contains(*m))
+        .map(|(m, why)| (m.key().to_owned(), Value::from(why.as_str())))
+        .collect();
     let json = JsonReport {
         duration_ns: report.duration_ns,
         switches: report.switches(),
         kernel_release: &report.meta.kernel_release,
         probe: report.meta.probe,
-        classes: JsonClasses {
-            thread: class(Class::Thread),
-            process: class(Class::Process),
-            kernel: class(Class::Kernel),
-            idle: class(Class::Idle),
-        },
-        unavailable: report
-            .meta
-            .switch_cost_unavailable
-            .as_deref()
-            .map(|why| Unavailable { switch_cost_ns: why }),
+        classes,
+        unavailable,
     };
     // Serializing plain structs of numbers and strings cannot fail.
     serde_json::to_string(&json).unwrap_or_default()
@@ -104,20 +93,23 @@ pub fn render(report: &Report) -> String {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Value;
-
     use super::*;
-    use crate::{report::tests::meta, snapshot::Snapshot};
+    use crate::{metrics::Metric, report::tests::meta, snapshot::Snapshot};
 
     #[test]
     fn schema_sums_and_nulls() {
-        let a = Snapshot::empty(2, true);
+        let a = Snapshot::empty(2, MetricSet::ALL);
         let mut b = a.clone();
         b.taken_ns = 500_000_000;
         for i in 0..100 {
-            b.record(i % 2, Class::Thread, i % 4 != 0, Some(320));
+            b.record(
+                i % 2,
+                Class::Thread,
+                i % 4 != 0,
+                &[(Metric::SwitchCost, 320), (Metric::Offcpu, 7000)],
+            );
         }
-        b.record(1, Class::Kernel, false, Some(900));
+        b.record(1, Class::Kernel, false, &[(Metric::SwitchCost, 900)]);
         let v: Value = serde_json::from_str(&render(&Report::between(&a, &b, meta()))).unwrap();
         assert_eq!(v["duration_ns"], 500_000_000);
         assert_eq!(v["switches"], 101);
@@ -143,15 +135,42 @@ mod tests {
             .sum();
         assert_eq!(sum, 101);
         assert!(v.get("unavailable").is_none());
+        assert_eq!(t["offcpu_ns"]["count"], 100);
+        assert_eq!(t["runq_latency_ns"]["count"], 0);
+        let keys: Vec<&String> = t.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "switches",
+                "voluntary",
+                "preempted",
+                "switch_cost_ns",
+                "runq_latency_ns",
+                "offcpu_ns",
+                "oncpu_ns"
+            ]
+        );
+        let classes: Vec<&String> = v["classes"].as_object().unwrap().keys().collect();
+        assert_eq!(classes, ["thread", "process", "kernel", "idle"]);
+    }
+
+    #[test]
+    fn unselected_metric_is_absent() {
+        let mut m = meta();
+        m.selected = MetricSet::NONE.with(Metric::Oncpu);
+        let a = Snapshot::empty(1, m.selected);
+        let v: Value = serde_json::from_str(&render(&Report::between(&a, &a.clone(), m))).unwrap();
+        let keys: Vec<&String> = v["classes"]["thread"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["switches", "voluntary", "preempted", "oncpu_ns"]);
     }
 
     #[test]
     fn metric_the_kernel_cannot_give_is_null() {
-        let a = Snapshot::empty(1, false);
-        let mut b = a.clone();
-        b.record(0, Class::Process, true, None);
         let mut m = meta();
-        m.switch_cost_unavailable = Some("no sched_exit_tp".into());
+        m.unavailable = vec![(Metric::SwitchCost, "no sched_exit_tp".into())];
+        let a = Snapshot::empty(1, MetricSet::ALL.without(Metric::SwitchCost));
+        let mut b = a.clone();
+        b.record(0, Class::Process, true, &[]);
         let v: Value = serde_json::from_str(&render(&Report::between(&a, &b, m))).unwrap();
         assert!(v["classes"]["process"]["switch_cost_ns"].is_null());
         assert_eq!(v["classes"]["process"]["switches"], 1);

@@ -12,15 +12,42 @@ use tracer_common::{
     hist::{MAX_VALUE, bucket_value},
 };
 
-use crate::snapshot::{ClassHistogram, Snapshot};
+use crate::{
+    metrics::{Metric, MetricSet},
+    snapshot::{ClassHistogram, Snapshot},
+};
 
 /// Where the numbers came from, for the report header.
 #[derive(Clone, Debug)]
 pub struct Meta {
     pub kernel_release: String,
     pub probe: &'static str,
-    /// Why `switch_cost_ns` is missing, when it is.
-    pub switch_cost_unavailable: Option<String>,
+    /// The metrics the user asked for (the others are left out of reports).
+    pub selected: MetricSet,
+    /// Metrics asked for that this run cannot give, and why.
+    pub unavailable: Vec<(Metric, String)>,
+}
+
+impl Meta {
+    pub fn why_unavailable(&self, metric: Metric) -> Option<&str> {
+        self.unavailable
+            .iter()
+            .find(|(m, _)| *m == metric)
+            .map(|(_, why)| why.as_str())
+    }
+}
+
+/// What each metric measures, for reports and help.
+pub fn meaning(metric: Metric) -> &'static str {
+    match metric {
+        Metric::SwitchCost => {
+            "from sched_switch (prev leaving) until the incoming task runs again on the same CPU \
+             (sched_exit_tp); includes the tracer's own probes (tens of ns)"
+        }
+        Metric::Runq => "from wakeup (or preemption, for a task still runnable) until switched in: waiting for a CPU",
+        Metric::Offcpu => "from the task's last switch-out until its switch-in: away from the CPU, blocked or waiting",
+        Metric::Oncpu => "from the task's switch-in until its switch-out: the slice it ran",
+    }
 }
 
 /// One report: everything that happened in `duration_ns`.
@@ -37,13 +64,17 @@ pub struct ClassReport {
     pub class: Class,
     pub voluntary: u64,
     pub preempted: u64,
-    /// `None` when switch cost is not measured in this run.
-    pub switch_cost: Option<Latency>,
+    /// Per metric (index = `Metric as usize`); `None` when not measured.
+    pub latencies: [Option<Latency>; 4],
 }
 
 impl ClassReport {
     pub fn switches(&self) -> u64 {
         self.voluntary + self.preempted
+    }
+
+    pub fn latency(&self, metric: Metric) -> Option<&Latency> {
+        self.latencies[metric as usize].as_ref()
     }
 }
 
@@ -118,10 +149,7 @@ impl Report {
                 class,
                 voluntary: counts.by_class[class.index()][VOLUNTARY],
                 preempted: counts.by_class[class.index()][PREEMPTED],
-                switch_cost: delta
-                    .switch_cost
-                    .as_ref()
-                    .map(|h| Latency::from_histogram(&h[class.index()])),
+                latencies: Metric::ALL.map(|m| delta.latency(m).map(|h| Latency::from_histogram(&h[class.index()]))),
             })
             .collect();
         Self {
@@ -170,7 +198,8 @@ pub(crate) mod tests {
         Meta {
             kernel_release: "6.18.0-test".into(),
             probe: "tp_btf",
-            switch_cost_unavailable: None,
+            selected: MetricSet::ALL,
+            unavailable: Vec::new(),
         }
     }
 
@@ -259,21 +288,22 @@ pub(crate) mod tests {
 
     #[test]
     fn report_between_snapshots() {
-        let a = Snapshot::empty(2, true);
+        let a = Snapshot::empty(2, MetricSet::ALL);
         let mut b = a.clone();
         b.taken_ns = 2_000_000_000;
         for _ in 0..3 {
-            b.record(0, Class::Thread, true, Some(320));
+            b.record(0, Class::Thread, true, &[(Metric::SwitchCost, 320)]);
         }
-        b.record(1, Class::Process, false, Some(400));
+        b.record(1, Class::Process, false, &[(Metric::SwitchCost, 400)]);
         let r = Report::between(&a, &b, meta());
         assert_eq!(r.duration_ns, 2_000_000_000);
         assert_eq!(r.switches(), 4);
         assert_eq!(r.class(Class::Thread).voluntary, 3);
         assert_eq!(r.class(Class::Process).preempted, 1);
         assert_eq!(r.class(Class::Idle).switches(), 0);
-        let cost = r.class(Class::Thread).switch_cost.as_ref().unwrap();
+        let cost = r.class(Class::Thread).latency(Metric::SwitchCost).unwrap();
         assert_eq!(cost.count, 3);
+        assert_eq!(r.class(Class::Thread).latency(Metric::Runq).unwrap().count, 0);
     }
 
     #[test]

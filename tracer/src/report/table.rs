@@ -1,13 +1,10 @@
-//! The human report: a table with one row per class, then a log2 histogram of
-//! the switch cost per class.
+//! The human report: a table with one row per class (counts and the switch
+//! cost), a table per other latency, then log2 histograms.
 
 use std::fmt::Write as _;
 
-use super::{Report, fmt_ns, log2};
-
-/// What `switch_cost_ns` covers, printed under the table.
-pub const SWITCH_COST_MEANING: &str = "switch cost = from sched_switch (prev leaving) until the incoming task runs again \
-on the same CPU (sched_exit_tp); it includes the tracer's own probes (tens of ns)";
+use super::{Latency, Report, fmt_ns, log2, meaning};
+use crate::metrics::{Metric, MetricSet};
 
 fn pct(part: u64, whole: u64) -> String {
     if whole == 0 {
@@ -17,8 +14,40 @@ fn pct(part: u64, whole: u64) -> String {
     }
 }
 
-/// Renders `report` for a terminal. `histograms` adds the log2 histograms.
-pub fn render(report: &Report, histograms: bool) -> String {
+const LATENCY_HEADER: [&str; 7] = ["count", "min", "p50", "p90", "p99", "p99.9", "max"];
+
+/// The seven latency columns: count, then min..max (dashes without samples
+/// or when not measured).
+fn latency_cells(out: &mut String, lat: Option<&Latency>) {
+    match lat {
+        Some(lat) => {
+            let _ = write!(out, " {:>10}", lat.count);
+            match &lat.stats {
+                Some(s) => {
+                    for v in [s.min, s.p50, s.p90, s.p99, s.p999, s.max] {
+                        let _ = write!(out, " {:>8}", fmt_ns(v));
+                    }
+                }
+                None => out.push_str(&format!(" {:>8}", "-").repeat(6)),
+            }
+        }
+        None => {
+            let _ = write!(out, " {:>10}", "-");
+            out.push_str(&format!(" {:>8}", "-").repeat(6));
+        }
+    }
+}
+
+fn latency_header(out: &mut String, count_label: &str) {
+    let _ = write!(out, " {:>10}", count_label);
+    for h in &LATENCY_HEADER[1..] {
+        let _ = write!(out, " {h:>8}");
+    }
+}
+
+/// Renders `report` for a terminal, with log2 histograms for the metrics in
+/// `histograms`.
+pub fn render(report: &Report, histograms: MetricSet) -> String {
     let mut out = String::new();
     let secs = report.duration_ns as f64 / 1e9;
     let total = report.switches();
@@ -29,19 +58,25 @@ pub fn render(report: &Report, histograms: bool) -> String {
             "-".into()
         }
     };
+    let meta = &report.meta;
     let _ = writeln!(
         out,
         "{total} switches in {} ({}/s); kernel {}, probe {}",
         fmt_ns(report.duration_ns),
         rate(total),
-        report.meta.kernel_release,
-        report.meta.probe
+        meta.kernel_release,
+        meta.probe
     );
-    let _ = writeln!(
+    let with_cost = meta.selected.contains(Metric::SwitchCost);
+    let _ = write!(
         out,
-        "{:<8} {:>10} {:>11} {:>6} {:>6} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "class", "switches", "rate/s", "vol%", "pre%", "cost-n", "min", "p50", "p90", "p99", "p99.9", "max"
+        "{:<8} {:>10} {:>11} {:>6} {:>6}",
+        "class", "switches", "rate/s", "vol%", "pre%"
     );
+    if with_cost {
+        latency_header(&mut out, "cost-n");
+    }
+    out.push('\n');
     for c in &report.classes {
         let n = c.switches();
         let _ = write!(
@@ -53,47 +88,47 @@ pub fn render(report: &Report, histograms: bool) -> String {
             pct(c.voluntary, n),
             pct(c.preempted, n)
         );
-        match &c.switch_cost {
-            Some(lat) => {
-                let _ = write!(out, " {:>10}", lat.count);
-                match &lat.stats {
-                    Some(s) => {
-                        for v in [s.min, s.p50, s.p90, s.p99, s.p999, s.max] {
-                            let _ = write!(out, " {:>8}", fmt_ns(v));
-                        }
-                    }
-                    None => {
-                        for _ in 0..6 {
-                            let _ = write!(out, " {:>8}", "-");
-                        }
-                    }
-                }
-            }
-            None => {
-                let _ = write!(out, " {:>10}", "-");
-                for _ in 0..6 {
-                    let _ = write!(out, " {:>8}", "-");
-                }
-            }
+        if with_cost {
+            latency_cells(&mut out, c.latency(Metric::SwitchCost));
         }
         out.push('\n');
     }
-    match &report.meta.switch_cost_unavailable {
-        Some(why) => {
-            let _ = writeln!(out, "switch cost unavailable: {why}");
-        }
-        None => {
-            let _ = writeln!(out, "{SWITCH_COST_MEANING}");
+    if with_cost {
+        match meta.why_unavailable(Metric::SwitchCost) {
+            Some(why) => {
+                let _ = writeln!(out, "switch cost unavailable: {why}");
+            }
+            None => {
+                let _ = writeln!(out, "switch cost: {}", meaning(Metric::SwitchCost));
+            }
         }
     }
-    if histograms {
+
+    for metric in meta.selected.iter().filter(|&m| m != Metric::SwitchCost) {
+        let _ = writeln!(out, "\n{}: {}", metric.key(), meaning(metric));
+        if let Some(why) = meta.why_unavailable(metric) {
+            let _ = writeln!(out, "unavailable: {why}");
+            continue;
+        }
+        let _ = write!(out, "{:<8}", "class");
+        latency_header(&mut out, "count");
+        out.push('\n');
         for c in &report.classes {
-            if let Some(lat) = &c.switch_cost
+            let _ = write!(out, "{:<8}", c.class.name());
+            latency_cells(&mut out, c.latency(metric));
+            out.push('\n');
+        }
+    }
+
+    for metric in histograms.iter() {
+        for c in &report.classes {
+            if let Some(lat) = c.latency(metric)
                 && lat.count > 0
             {
                 let _ = writeln!(
                     out,
-                    "\nswitch_cost_ns, class {} ({} samples):",
+                    "\n{}, class {} ({} samples):",
+                    metric.key(),
                     c.class.name(),
                     lat.count
                 );
@@ -109,64 +144,90 @@ mod tests {
     use tracer_common::Class;
 
     use super::*;
-    use crate::{report::tests::meta, snapshot::Snapshot};
+    use crate::{
+        report::{Report, tests::meta},
+        snapshot::Snapshot,
+    };
 
-    fn sample_report(switch_cost: bool) -> Report {
-        let a = Snapshot::empty(1, switch_cost);
+    fn sample_report(measured: MetricSet, unavailable: Vec<(Metric, String)>) -> Report {
+        let a = Snapshot::empty(1, measured);
         let mut b = a.clone();
         b.taken_ns = 1_000_000_000;
         for i in 0..1000 {
-            b.record(0, Class::Thread, i % 10 != 0, Some(300 + i % 50));
+            b.record(
+                0,
+                Class::Thread,
+                i % 10 != 0,
+                &[
+                    (Metric::SwitchCost, 300 + i % 50),
+                    (Metric::Oncpu, 5000),
+                    (Metric::Runq, 2000),
+                ],
+            );
         }
         for _ in 0..10 {
-            b.record(0, Class::Process, true, Some(2_000));
+            b.record(0, Class::Process, true, &[(Metric::SwitchCost, 2_000)]);
         }
         let mut m = meta();
-        if !switch_cost {
-            m.switch_cost_unavailable = Some("no sched_exit_tp".into());
-        }
+        m.unavailable = unavailable;
         Report::between(&a, &b, m)
+    }
+
+    fn row<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+        text.lines()
+            .find(|r| r.starts_with(prefix))
+            .unwrap()
+            .split_whitespace()
+            .collect()
     }
 
     #[test]
     fn one_row_per_class_with_shares_and_percentiles() {
-        let text = render(&sample_report(true), true);
+        let text = render(
+            &sample_report(MetricSet::ALL, vec![]),
+            MetricSet::NONE.with(Metric::SwitchCost),
+        );
         let rows: Vec<&str> = text.lines().collect();
         assert!(rows[0].starts_with("1010 switches in 1.00s (1010.0/s)"), "{}", rows[0]);
         assert!(rows[1].split_whitespace().eq([
             "class", "switches", "rate/s", "vol%", "pre%", "cost-n", "min", "p50", "p90", "p99", "p99.9", "max"
         ]));
-        let thread: Vec<&str> = rows
-            .iter()
-            .find(|r| r.starts_with("thread"))
-            .unwrap()
-            .split_whitespace()
-            .collect();
+        let thread = row(&text, "thread");
         assert_eq!(&thread[..6], ["thread", "1000", "1000.0", "90.0", "10.0", "1000"]);
         assert_eq!(thread[6], "301ns"); // min 300 reported as the midpoint of its bucket [300, 304)
-        let idle: Vec<&str> = rows
-            .iter()
-            .find(|r| r.starts_with("idle"))
-            .unwrap()
-            .split_whitespace()
-            .collect();
+        let idle = row(&text, "idle");
         assert_eq!(&idle[..6], ["idle", "0", "0.0", "-", "-", "0"]);
         assert!(text.contains("switch_cost_ns, class thread (1000 samples):"));
         assert!(text.contains("switch_cost_ns, class process (10 samples):"));
         assert!(!text.contains("class idle ("));
+        // The other metrics get a table each, no histogram unless asked.
+        assert!(text.contains("\noncpu_ns: from the task's switch-in"));
+        assert!(text.contains("\nrunq_latency_ns: "));
+        assert!(!text.contains("oncpu_ns, class"));
+        let oncpu = &text[text.find("oncpu_ns:").unwrap()..];
+        // 5000 ns reported as the midpoint of its bucket [4992, 5056): 5.02us.
+        assert_eq!(row(oncpu, "thread")[..3], ["thread", "1000", "5.02us"]);
     }
 
     #[test]
     fn unavailable_switch_cost_is_dashes_and_a_reason() {
-        let text = render(&sample_report(false), true);
-        let thread: Vec<&str> = text
-            .lines()
-            .find(|r| r.starts_with("thread"))
-            .unwrap()
-            .split_whitespace()
-            .collect();
-        assert_eq!(&thread[5..], ["-"; 7]);
+        let measured = MetricSet::ALL.without(Metric::SwitchCost);
+        let text = render(
+            &sample_report(measured, vec![(Metric::SwitchCost, "no sched_exit_tp".into())]),
+            MetricSet::ALL,
+        );
+        assert_eq!(&row(&text, "thread")[5..], ["-"; 7]);
         assert!(text.contains("switch cost unavailable: no sched_exit_tp"));
         assert!(!text.contains("switch_cost_ns, class"));
+        assert!(text.contains("oncpu_ns, class thread (1000 samples):"));
+    }
+
+    #[test]
+    fn unselected_metrics_are_left_out() {
+        let mut r = sample_report(MetricSet::NONE, vec![]);
+        r.meta.selected = MetricSet::NONE;
+        let text = render(&r, MetricSet::ALL);
+        assert!(row(&text, "class").eq(&["class", "switches", "rate/s", "vol%", "pre%"]));
+        assert!(!text.contains("_ns"));
     }
 }
