@@ -78,6 +78,38 @@ pub struct CpuState {
     /// Class of the last switch.
     pub class: u32,
     pub _pad: u32,
+    /// Per-process counters that could not be kept because [`PROCS_MAP`]
+    /// was full (reported, never silently dropped).
+    pub procs_dropped: u64,
+}
+
+/// Task filters (`FILTER` global bits). A switch is traced when prev or next
+/// passes every task filter that is set, and it happens on a selected CPU.
+pub const FILTER_TGID: u32 = 1;
+pub const FILTER_TID: u32 = 2;
+pub const FILTER_COMM: u32 = 4;
+pub const FILTER_CPU: u32 = 8;
+
+/// Capacity of [`TGIDS_MAP`]: processes named with `--pid`, or the process
+/// tree of `-- COMMAND` (entries go away when a process is freed).
+pub const MAX_TGIDS: u32 = 16_384;
+/// Capacity of [`TIDS_MAP`].
+pub const MAX_TIDS: u32 = 4_096;
+/// Highest CPU number + 1 that `--cpu` can select.
+pub const MAX_CPUS: u32 = 4_096;
+/// Capacity of [`PROCS_MAP`] (processes in a `--per-process` report).
+pub const MAX_PROCS: u32 = 16_384;
+
+/// Per-process switch counters (`--per-process`), per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcCounts {
+    /// `comm` of the first task of the process that was seen, NUL-padded.
+    pub comm: [u8; 16],
+    /// Switches in which one of the process's tasks left the CPU, by class.
+    pub out: [u64; NUM_CLASSES],
+    /// Switches that brought one of its tasks in, by class.
+    pub r#in: [u64; NUM_CLASSES],
 }
 
 /// Per-task timestamps (task-local storage, freed with the task).
@@ -105,12 +137,34 @@ pub const GLOBAL_TGID_OFFSET: &str = "TASK_TGID_OFFSET";
 pub const GLOBAL_FLAGS_OFFSET: &str = "TASK_FLAGS_OFFSET";
 /// Load-time global: the metrics measured, a [`Metric::bit`] mask.
 pub const GLOBAL_METRICS: &str = "METRICS";
+/// Load-time global: `FILTER_*` bits.
+pub const GLOBAL_FILTER: &str = "FILTER";
+/// Load-time global: `[u8; 16]`, the exact task name for `FILTER_COMM`.
+pub const GLOBAL_COMM: &str = "FILTER_COMM_NAME";
+/// Load-time global: byte offset of `task_struct.comm`.
+pub const GLOBAL_COMM_OFFSET: &str = "TASK_COMM_OFFSET";
+/// Load-time global: non-zero to keep [`PROCS_MAP`].
+pub const GLOBAL_PER_PROCESS: &str = "PER_PROCESS";
+/// Load-time global: non-zero to add the children of traced processes to
+/// [`TGIDS_MAP`] (`-- COMMAND`).
+pub const GLOBAL_FOLLOW_CHILDREN: &str = "FOLLOW_CHILDREN";
+
+/// Map: `HashMap<u32 tgid, u8>`, the processes to trace.
+pub const TGIDS_MAP: &str = "TGIDS";
+/// Map: `HashMap<u32 tid, u8>`, the threads to trace.
+pub const TIDS_MAP: &str = "TIDS";
+/// Map: `Array<u8>`, non-zero for the CPUs to trace.
+pub const CPUS_MAP: &str = "CPUS";
+/// Map: `PerCpuHashMap<u32 tgid, ProcCounts>`.
+pub const PROCS_MAP: &str = "PROCS";
 
 /// Program names (the Rust function names in `tracer-ebpf`).
 pub const PROG_SCHED_SWITCH: &str = "sched_switch";
 pub const PROG_SCHED_EXIT: &str = "sched_exit";
 pub const PROG_SCHED_WAKEUP: &str = "sched_wakeup";
 pub const PROG_SCHED_WAKEUP_NEW: &str = "sched_wakeup_new";
+pub const PROG_SCHED_PROCESS_FORK: &str = "sched_process_fork";
+pub const PROG_SCHED_PROCESS_FREE: &str = "sched_process_free";
 
 #[cfg(feature = "user")]
 mod pod {
@@ -118,6 +172,8 @@ mod pod {
     unsafe impl aya::Pod for super::SwitchCounts {}
     // SAFETY: `#[repr(C)]`, `u64`/`u32` fields with explicit padding; every bit pattern is valid.
     unsafe impl aya::Pod for super::CpuState {}
+    // SAFETY: `#[repr(C)]`, 16 bytes then `u64`s, no padding; every bit pattern is valid.
+    unsafe impl aya::Pod for super::ProcCounts {}
     // SAFETY: `#[repr(C)]`, only `u64` fields, no padding; every bit pattern is valid.
     unsafe impl aya::Pod for crate::hist::Histogram {}
 }

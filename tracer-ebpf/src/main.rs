@@ -18,9 +18,10 @@
 mod task_storage;
 
 use aya_ebpf::{
-    helpers::bpf_ktime_get_ns,
+    bindings::BPF_NOEXIST,
+    helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
     macros::{btf_map, btf_tracepoint, map},
-    maps::PerCpuArray,
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
     programs::BtfTracePointContext,
 };
 use aya_log_ebpf::error;
@@ -28,7 +29,10 @@ use task_storage::TaskStorage;
 use tracer_common::{
     class::{NUM_CLASSES, PREEMPTED, TaskIds, VOLUNTARY, classify, is_voluntary},
     hist::{Histogram, bucket_index},
-    maps::{CpuState, Metric, NUM_METRICS, TaskTimes},
+    maps::{
+        CpuState, FILTER_COMM, FILTER_CPU, FILTER_TGID, FILTER_TID, MAX_CPUS, MAX_PROCS, MAX_TGIDS, MAX_TIDS,
+        Metric, NUM_METRICS, ProcCounts, TaskTimes,
+    },
 };
 
 // Byte offsets in `struct task_struct`, resolved by the CLI from the running
@@ -40,9 +44,23 @@ static TASK_PID_OFFSET: u32 = 0;
 static TASK_TGID_OFFSET: u32 = 0;
 #[unsafe(no_mangle)]
 static TASK_FLAGS_OFFSET: u32 = 0;
+#[unsafe(no_mangle)]
+static TASK_COMM_OFFSET: u32 = 0;
 /// The metrics to measure, a `Metric::bit` mask.
 #[unsafe(no_mangle)]
 static METRICS: u32 = 0;
+/// `FILTER_*` bits: which filters are on.
+#[unsafe(no_mangle)]
+static FILTER: u32 = 0;
+/// The task name for `FILTER_COMM`, NUL-padded.
+#[unsafe(no_mangle)]
+static FILTER_COMM_NAME: [u8; 16] = [0; 16];
+/// Non-zero to count switches per process in `PROCS`.
+#[unsafe(no_mangle)]
+static PER_PROCESS: u8 = 0;
+/// Non-zero to add children of traced processes to `TGIDS` (`-- COMMAND`).
+#[unsafe(no_mangle)]
+static FOLLOW_CHILDREN: u8 = 0;
 
 #[map]
 static CPU: PerCpuArray<CpuState> = PerCpuArray::with_max_entries(1, 0);
@@ -52,6 +70,18 @@ static HISTS: PerCpuArray<Histogram> = PerCpuArray::with_max_entries((NUM_METRIC
 
 #[btf_map]
 static TASK_TIMES: TaskStorage<TaskTimes> = TaskStorage::new();
+
+#[map]
+static TGIDS: HashMap<u32, u8> = HashMap::with_max_entries(MAX_TGIDS, 0);
+
+#[map]
+static TIDS: HashMap<u32, u8> = HashMap::with_max_entries(MAX_TIDS, 0);
+
+#[map]
+static CPUS: Array<u8> = Array::with_max_entries(MAX_CPUS, 0);
+
+#[map]
+static PROCS: PerCpuHashMap<u32, ProcCounts> = PerCpuHashMap::with_max_entries(MAX_PROCS, 0);
 
 /// Reads a load-time global. A volatile read keeps the compiler from folding
 /// the placeholder value in.
@@ -88,6 +118,82 @@ fn task_ids(task: *const u8) -> TaskIds {
             tgid: task_field(task, global(&TASK_TGID_OFFSET)),
             flags: task_field(task, global(&TASK_FLAGS_OFFSET)),
         }
+    }
+}
+
+/// Whether a task passes every task filter that is on.
+#[inline(always)]
+fn task_selected(filter: u32, task: *const u8, ids: &TaskIds) -> bool {
+    if ids.pid == 0 {
+        return false; // The idle task belongs to no process.
+    }
+    let (tgid, pid) = (ids.tgid as u32, ids.pid as u32);
+    // SAFETY: plain lookups of u32 keys.
+    if filter & FILTER_TGID != 0 && unsafe { TGIDS.get(&tgid) }.is_none() {
+        return false;
+    }
+    // SAFETY: as above.
+    if filter & FILTER_TID != 0 && unsafe { TIDS.get(&pid) }.is_none() {
+        return false;
+    }
+    if filter & FILTER_COMM != 0 {
+        let want = global(&FILTER_COMM_NAME);
+        // SAFETY: `task` is a tp_btf task pointer and the offset is that of `comm`, a char[16].
+        let comm: [u8; 16] = unsafe { task_field(task, global(&TASK_COMM_OFFSET)) };
+        let mut i = 0;
+        while i < 16 {
+            if comm[i] != want[i] {
+                return false;
+            }
+            if want[i] == 0 {
+                break;
+            }
+            i += 1;
+        }
+    }
+    true
+}
+
+/// Whether the switch is traced under the filters.
+#[inline(always)]
+fn switch_selected(filter: u32, prev: *const u8, prev_ids: &TaskIds, next: *const u8, next_ids: &TaskIds) -> bool {
+    if filter & FILTER_CPU != 0 {
+        // SAFETY: helper without preconditions.
+        let cpu = unsafe { bpf_get_smp_processor_id() };
+        if CPUS.get(cpu).is_none_or(|&on| on == 0) {
+            return false;
+        }
+    }
+    if filter & (FILTER_TGID | FILTER_TID | FILTER_COMM) == 0 {
+        return true;
+    }
+    task_selected(filter, prev, prev_ids) || task_selected(filter, next, next_ids)
+}
+
+/// Counts a switch for the process of `task`, `out` (leaving) or in.
+#[inline(always)]
+fn count_process(cpu: &mut CpuState, task: *const u8, ids: &TaskIds, class: usize, out: bool) {
+    if ids.pid == 0 {
+        return;
+    }
+    let tgid = ids.tgid as u32;
+    if PROCS.get_ptr_mut(&tgid).is_none() {
+        let mut fresh = ProcCounts::default();
+        // SAFETY: `task` is a tp_btf task pointer and the offset is that of `comm`, a char[16].
+        fresh.comm = unsafe { task_field(task, global(&TASK_COMM_OFFSET)) };
+        // Another CPU may insert it first; the lookup below settles it.
+        let _ = PROCS.insert(&tgid, &fresh, BPF_NOEXIST.into());
+    }
+    match PROCS.get_ptr_mut(&tgid) {
+        // SAFETY: this CPU's value of a live entry; preemption is off.
+        Some(counts) => unsafe {
+            let counts = &mut *counts;
+            let slot = if out { counts.out.get_mut(class) } else { counts.r#in.get_mut(class) };
+            if let Some(slot) = slot {
+                *slot += 1;
+            }
+        },
+        None => cpu.procs_dropped += 1,
     }
 }
 
@@ -128,19 +234,28 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), &'static str> {
 
     let prev_ids = task_ids(prev);
     let next_ids = task_ids(next);
-    let class = classify(&prev_ids, &next_ids);
-    let c = class.index();
-    let kind = if is_voluntary(preempt, prev_state) {
-        VOLUNTARY
-    } else {
-        PREEMPTED
-    };
 
     let cpu = CPU.get_ptr_mut(0).ok_or("CPU")?;
     // SAFETY: this CPU's own value; preemption is off.
     let cpu = unsafe { &mut *cpu };
+    let filter = global(&FILTER);
+    if filter != 0 && !switch_selected(filter, prev, &prev_ids, next, &next_ids) {
+        // Not traced. The next switch's on-CPU time and this switch's cost
+        // would span a task that is not traced: drop them.
+        cpu.last_switch_ns = 0;
+        cpu.switch_start_ns = 0;
+        return Ok(());
+    }
+
+    let class = classify(&prev_ids, &next_ids);
+    let c = class.index();
+    let kind = if is_voluntary(preempt, prev_state) { VOLUNTARY } else { PREEMPTED };
     if let Some(slot) = cpu.counts.by_class.get_mut(c).and_then(|k| k.get_mut(kind)) {
         *slot += 1;
+    }
+    if global(&PER_PROCESS) != 0 {
+        count_process(cpu, prev, &prev_ids, c, true);
+        count_process(cpu, next, &next_ids, c, false);
     }
     if global(&METRICS) == 0 {
         return Ok(()); // Classify and count only.
@@ -244,6 +359,37 @@ pub fn sched_wakeup(ctx: BtfTracePointContext) -> i32 {
 #[btf_tracepoint(function = "sched_wakeup_new")]
 pub fn sched_wakeup_new(ctx: BtfTracePointContext) -> i32 {
     stamp_runnable(ctx.arg(0));
+    0
+}
+
+// include/trace/events/sched.h:
+//   TP_PROTO(struct task_struct *parent, struct task_struct *child)
+// With `-- COMMAND`, a child of a traced process is traced too (threads share
+// the tgid and need nothing).
+#[btf_tracepoint(function = "sched_process_fork")]
+pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
+    if global(&FOLLOW_CHILDREN) == 0 {
+        return 0;
+    }
+    let parent = task_ids(ctx.arg(0));
+    let child = task_ids(ctx.arg(1));
+    let (parent_tgid, child_tgid) = (parent.tgid as u32, child.tgid as u32);
+    // SAFETY: plain lookup of a u32 key.
+    if parent_tgid != child_tgid && unsafe { TGIDS.get(&parent_tgid) }.is_some() && TGIDS.insert(&child_tgid, &1, 0).is_err() {
+        error!(&ctx, "TGIDS is full: process {} is not traced", child_tgid);
+    }
+    0
+}
+
+// include/trace/events/sched.h: TP_PROTO(struct task_struct *p)
+// When a process is gone (its leader freed), forget its tgid before the
+// number can be reused.
+#[btf_tracepoint(function = "sched_process_free")]
+pub fn sched_process_free(ctx: BtfTracePointContext) -> i32 {
+    let p = task_ids(ctx.arg(0));
+    if p.pid == p.tgid {
+        let _ = TGIDS.remove(&(p.tgid as u32));
+    }
     0
 }
 
