@@ -35,12 +35,14 @@ pub enum BtfError {
     Malformed(#[from] btf_rs::Error),
 }
 
-/// Byte offsets of the `task_struct` members the classifier reads.
+/// Byte offsets of the `task_struct` members the kernel programs read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TaskOffsets {
     pub pid: u32,
     pub tgid: u32,
     pub flags: u32,
+    /// `char comm[16]`.
+    pub comm: u32,
 }
 
 /// The running kernel's BTF, parsed.
@@ -71,6 +73,7 @@ impl KernelBtf {
             pid: self.member_offset("task_struct", "pid", 4)?,
             tgid: self.member_offset("task_struct", "tgid", 4)?,
             flags: self.member_offset("task_struct", "flags", 4)?,
+            comm: self.member_offset("task_struct", "comm", 16)?,
         })
     }
 
@@ -143,6 +146,10 @@ impl KernelBtf {
             match ty {
                 Type::Int(i) => return Ok(i.size()),
                 Type::Enum(e) => return Ok(e.size()),
+                Type::Array(a) => {
+                    let elem = self.btf.resolve_chained_type(&a)?;
+                    return Ok(a.len() * self.type_size(&elem)?);
+                }
                 Type::Typedef(_) | Type::Volatile(_) | Type::Const(_) | Type::Restrict(_) | Type::TypeTag(_) => {
                     let Some(inner) = ty.as_btf_type() else { return Ok(0) };
                     ty = self.btf.resolve_chained_type(inner)?;
@@ -178,6 +185,7 @@ mod tests {
         let off = btf.task_offsets().unwrap();
         assert_eq!(off.tgid, off.pid + 4, "{off:?}");
         assert!(off.flags > 0 && off.flags < off.pid, "{off:?}");
+        assert!(off.comm > off.tgid, "{off:?}");
         assert!(btf.has_tracepoint("sched_switch"));
         assert!(!btf.has_tracepoint("no_such_tracepoint_xyz"));
     }

@@ -41,6 +41,9 @@ Examples:
   sudo tracer -d 10s          trace for 10 seconds
   sudo tracer -i 1s --json    one JSON object per second, one per line
   sudo tracer -m none         only classify and count (one probe, least overhead)
+  sudo tracer -p 1234 --per-process -d 30s
+                              one application, with a table per process
+  sudo tracer -- make -j2     trace a command's process tree until it exits
 
 Exit status: 0 on success (also after Ctrl-C or SIGTERM), 1 when tracing could
 not start or failed, 2 for invalid arguments.";
@@ -75,6 +78,39 @@ pub struct Cli {
     /// not in the report and its probes are not attached.
     #[arg(short, long, value_name = "LIST", default_value = "all", value_parser = parse_metrics)]
     pub metrics: MetricSet,
+
+    /// Trace only switches where prev or next belongs to one of these
+    /// processes (comma-separated process ids).
+    #[arg(short = 'p', long = "pid", value_name = "TGID", value_delimiter = ',')]
+    pub pids: Vec<u32>,
+
+    /// Trace only switches where prev or next is one of these threads.
+    #[arg(short = 't', long = "tid", value_name = "TID", value_delimiter = ',')]
+    pub tids: Vec<u32>,
+
+    /// Trace only switches where prev or next has exactly this task name
+    /// (as in /proc/PID/comm, at most 15 bytes).
+    #[arg(short = 'c', long, value_name = "NAME")]
+    pub comm: Option<String>,
+
+    /// Trace only switches on these CPUs, e.g. 0-3,7.
+    #[arg(long = "cpu", value_name = "LIST", value_parser = parse_cpus)]
+    pub cpus: Option<CpuList>,
+
+    /// Add a table of switches per process (JSON: "processes"), by class,
+    /// out (one of its tasks leaves the CPU) and in.
+    #[arg(long)]
+    pub per_process: bool,
+
+    /// How many processes --per-process shows, most switches out first.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
+
+    /// Start COMMAND, trace only its process tree (every thread and child it
+    /// creates, also after exec), stop when it exits, and exit with its
+    /// status. Under sudo it runs as the invoking user.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub run: Vec<String>,
 
     /// Metrics to draw log2 histograms of, per class, in the human report
     /// (same names as --metrics).
@@ -142,6 +178,14 @@ fn parse_size(s: &str) -> Result<usize, String> {
     Ok(size)
 }
 
+/// CPU numbers from `--cpu`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
+fn parse_cpus(s: &str) -> Result<CpuList, String> {
+    crate::filter::parse_cpu_list(s).map(CpuList).map_err(|e| e.to_string())
+}
+
 fn parse_metrics(s: &str) -> Result<MetricSet, String> {
     MetricSet::parse(s).map_err(|e| e.to_string())
 }
@@ -174,6 +218,18 @@ mod tests {
         assert_eq!(cli.verbose, 2);
         assert!(Cli::try_parse_from(["tracer", "-d", "soon"]).is_err());
         assert!(Cli::try_parse_from(["tracer", "--bogus"]).is_err());
+    }
+
+    #[test]
+    fn parses_filters_and_command() {
+        let cli = Cli::try_parse_from(["tracer", "-p", "1,2", "-t", "3", "-c", "bash", "--cpu", "0-1", "--", "ls", "-l"]).unwrap();
+        assert_eq!(cli.pids, [1, 2]);
+        assert_eq!(cli.tids, [3]);
+        assert_eq!(cli.comm.as_deref(), Some("bash"));
+        assert_eq!(cli.cpus, Some(CpuList(vec![0, 1])));
+        assert_eq!(cli.run, ["ls", "-l"]);
+        assert!(Cli::try_parse_from(["tracer", "--cpu", "2-1"]).is_err());
+        assert!(Cli::try_parse_from(["tracer", "-p", "x"]).is_err());
     }
 
     #[test]

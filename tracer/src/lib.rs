@@ -7,7 +7,9 @@
 pub mod bench;
 pub mod btf;
 pub mod cli;
+pub mod command;
 pub mod duration;
+pub mod filter;
 pub mod metrics;
 pub mod privilege;
 pub mod probe;

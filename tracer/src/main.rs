@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             // Each error type here puts its cause in its own message; printing
             // the source chain as well would repeat it.
@@ -22,13 +22,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> anyhow::Result<()> {
+/// Returns the exit code: 0, or with `-- COMMAND` the command's.
+fn run(cli: &Cli) -> anyhow::Result<u8> {
     if let Some(Command::Bench(args)) = &cli.command {
-        return run_bench(args);
+        run_bench(args)?;
+        return Ok(0);
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(tracer::run::trace(cli))?;
-    Ok(())
+    Ok(runtime.block_on(tracer::run::trace(cli))?)
 }
 
 fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {

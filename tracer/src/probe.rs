@@ -1,9 +1,11 @@
 //! Loads the embedded kernel programs, configures them for the running
 //! kernel, attaches them, and reads their maps.
 
+use std::collections::BTreeMap;
+
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap},
     programs::BtfTracePoint,
 };
 use aya_log::EbpfLogger;
@@ -11,16 +13,19 @@ use tracer_common::{
     class::NUM_CLASSES,
     hist::Histogram,
     maps::{
-        CPU_MAP, CpuState, GLOBAL_FLAGS_OFFSET, GLOBAL_METRICS, GLOBAL_PID_OFFSET, GLOBAL_TGID_OFFSET, HISTS_MAP,
-        PROG_SCHED_EXIT, PROG_SCHED_SWITCH, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW,
+        CPU_MAP, CPUS_MAP, CpuState, FILTER_TGID, GLOBAL_COMM, GLOBAL_COMM_OFFSET, GLOBAL_FILTER, GLOBAL_FLAGS_OFFSET,
+        GLOBAL_FOLLOW_CHILDREN, GLOBAL_METRICS, GLOBAL_PER_PROCESS, GLOBAL_PID_OFFSET, GLOBAL_TGID_OFFSET, HISTS_MAP,
+        PROCS_MAP, PROG_SCHED_EXIT, PROG_SCHED_PROCESS_FORK, PROG_SCHED_PROCESS_FREE, PROG_SCHED_SWITCH,
+        PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, ProcCounts, TGIDS_MAP, TIDS_MAP,
     },
 };
 
 use crate::{
     btf::{BtfError, KernelBtf, TaskOffsets},
+    filter::Filter,
     metrics::{Metric, MetricSet},
     privilege::{self, PrivilegeError},
-    snapshot::{ClassHistogram, Snapshot},
+    snapshot::{ClassHistogram, ProcSnapshot, Snapshot},
 };
 
 /// The kernel programs, built by `build.rs` for the BPF target.
@@ -47,7 +52,7 @@ pub enum ProbeError {
     },
     #[error("kernel object has no {0}")]
     Missing(String),
-    #[error("cannot read map {map}: {source}")]
+    #[error("cannot use map {map}: {source}")]
     Map {
         map: &'static str,
         source: aya::maps::MapError,
@@ -55,10 +60,14 @@ pub enum ProbeError {
 }
 
 /// What the user asked to attach.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ProbeOptions {
     /// The latencies to measure; counting and classifying always happen.
     pub metrics: MetricSet,
+    /// What to trace (everything by default).
+    pub filter: Filter,
+    /// Count switches per process.
+    pub per_process: bool,
 }
 
 /// Loaded and attached programs. Dropping this detaches everything.
@@ -66,6 +75,8 @@ pub struct Probes {
     // Field order is drop order: maps and logger first, programs last.
     cpu_map: PerCpuArray<MapData, CpuState>,
     hists: PerCpuArray<MapData, Histogram>,
+    tgids: HashMap<MapData, u32, u8>,
+    procs: Option<PerCpuHashMap<MapData, u32, ProcCounts>>,
     logger: Option<EbpfLogger<&'static dyn log::Log>>,
     _ebpf: Ebpf,
     /// The metrics measured in this run.
@@ -97,12 +108,21 @@ impl Probes {
 
         let btf = aya::Btf::from_sys_fs()?;
         let metrics = measured.bits();
+        let filter = opts.filter.bits();
+        let comm = opts.filter.comm.unwrap_or_default();
+        let per_process = u8::from(opts.per_process);
+        let follow = u8::from(opts.filter.command);
         let mut ebpf = EbpfLoader::new()
             .btf(&btf)
             .override_global(GLOBAL_PID_OFFSET, &offsets.pid, true)
             .override_global(GLOBAL_TGID_OFFSET, &offsets.tgid, true)
             .override_global(GLOBAL_FLAGS_OFFSET, &offsets.flags, true)
+            .override_global(GLOBAL_COMM_OFFSET, &offsets.comm, true)
             .override_global(GLOBAL_METRICS, &metrics, true)
+            .override_global(GLOBAL_FILTER, &filter, true)
+            .override_global(GLOBAL_COMM, &comm, true)
+            .override_global(GLOBAL_PER_PROCESS, &per_process, true)
+            .override_global(GLOBAL_FOLLOW_CHILDREN, &follow, true)
             // TASK_TIMES (task storage) is only used by the kernel programs.
             .allow_unsupported_maps()
             .load(EBPF_OBJECT)?;
@@ -115,7 +135,36 @@ impl Probes {
             }
         };
 
-        // The programs that feed sched_switch's measurements attach first.
+        // Filter maps are filled before anything attaches.
+        let mut tgids: HashMap<MapData, u32, u8> = take_map(&mut ebpf, TGIDS_MAP)?;
+        for tgid in &opts.filter.tgids {
+            tgids
+                .insert(tgid, &1, 0)
+                .map_err(|source| ProbeError::Map { map: TGIDS_MAP, source })?;
+        }
+        let mut tids: HashMap<MapData, u32, u8> = take_map(&mut ebpf, TIDS_MAP)?;
+        for tid in &opts.filter.tids {
+            tids.insert(tid, &1, 0)
+                .map_err(|source| ProbeError::Map { map: TIDS_MAP, source })?;
+        }
+        if let Some(cpus) = &opts.filter.cpus {
+            let mut selected: Array<MapData, u8> = take_map(&mut ebpf, CPUS_MAP)?;
+            for &cpu in cpus {
+                selected
+                    .set(cpu as u32, &1, 0)
+                    .map_err(|source| ProbeError::Map { map: CPUS_MAP, source })?;
+            }
+        }
+
+        // The programs that feed sched_switch's state attach first.
+        if filter & FILTER_TGID != 0 {
+            // Forget processes when they are freed, so a reused pid is not traced;
+            // follow children of traced processes for `-- COMMAND`.
+            attach_tp_btf(&mut ebpf, PROG_SCHED_PROCESS_FREE, "sched_process_free", &btf)?;
+            if opts.filter.command {
+                attach_tp_btf(&mut ebpf, PROG_SCHED_PROCESS_FORK, "sched_process_fork", &btf)?;
+            }
+        }
         if measured.contains(Metric::Runq) {
             attach_tp_btf(&mut ebpf, PROG_SCHED_WAKEUP, "sched_wakeup", &btf)?;
             attach_tp_btf(&mut ebpf, PROG_SCHED_WAKEUP_NEW, "sched_wakeup_new", &btf)?;
@@ -126,8 +175,10 @@ impl Probes {
         attach_tp_btf(&mut ebpf, PROG_SCHED_SWITCH, "sched_switch", &btf)?;
 
         Ok(Self {
-            cpu_map: take_per_cpu_array(&mut ebpf, CPU_MAP)?,
-            hists: take_per_cpu_array(&mut ebpf, HISTS_MAP)?,
+            cpu_map: take_map(&mut ebpf, CPU_MAP)?,
+            hists: take_map(&mut ebpf, HISTS_MAP)?,
+            tgids,
+            procs: if opts.per_process { Some(take_map(&mut ebpf, PROCS_MAP)?) } else { None },
             logger,
             _ebpf: ebpf,
             measured,
@@ -135,6 +186,13 @@ impl Probes {
             offsets,
             probe: "tp_btf",
         })
+    }
+
+    /// Starts tracing a process (with `-- COMMAND`: the command, before it runs).
+    pub fn add_process(&mut self, tgid: u32) -> Result<(), ProbeError> {
+        self.tgids
+            .insert(&tgid, &1, 0)
+            .map_err(|source| ProbeError::Map { map: TGIDS_MAP, source })
     }
 
     /// Why each metric in `asked` is missing from this run, if it is.
@@ -174,6 +232,19 @@ impl Probes {
             .get(&0, 0)
             .map_err(|source| ProbeError::Map { map: CPU_MAP, source })?;
         let per_cpu_counts = per_cpu.iter().map(|s| s.counts).collect();
+        let procs_dropped = per_cpu.iter().map(|s| s.procs_dropped).sum();
+        let procs = match &self.procs {
+            None => None,
+            Some(map) => {
+                let mut procs = BTreeMap::new();
+                for entry in map.iter() {
+                    // An entry can vanish between listing and reading: skip it.
+                    let Ok((tgid, values)) = entry else { continue };
+                    procs.insert(tgid, ProcSnapshot::sum_of(values.iter()));
+                }
+                Some(procs)
+            }
+        };
         let mut latencies: [Option<Vec<ClassHistogram>>; 4] = Default::default();
         for metric in self.measured.iter() {
             let mut hists = Vec::with_capacity(NUM_CLASSES);
@@ -195,6 +266,8 @@ impl Probes {
             taken_ns,
             per_cpu_counts,
             latencies,
+            procs,
+            procs_dropped,
         })
     }
 }
@@ -223,9 +296,12 @@ fn attach_tp_btf(ebpf: &mut Ebpf, program: &'static str, tracepoint: &str, btf: 
     Ok(())
 }
 
-fn take_per_cpu_array<T: aya::Pod>(ebpf: &mut Ebpf, name: &'static str) -> Result<PerCpuArray<MapData, T>, ProbeError> {
+fn take_map<M: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+) -> Result<M, ProbeError> {
     let map = ebpf
         .take_map(name)
         .ok_or_else(|| ProbeError::Missing(format!("map `{name}`")))?;
-    PerCpuArray::try_from(map).map_err(|source| ProbeError::Map { map: name, source })
+    M::try_from(map).map_err(|source| ProbeError::Map { map: name, source })
 }

@@ -15,6 +15,8 @@ use tokio::{
 
 use crate::{
     cli::Cli,
+    command::{self, CommandError},
+    filter::{Filter, FilterError},
     metrics::MetricSet,
     probe::{ProbeError, ProbeOptions, Probes},
     report::{Meta, Report, json, table},
@@ -25,6 +27,12 @@ use crate::{
 pub enum RunError {
     #[error(transparent)]
     Probe(#[from] ProbeError),
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error("cannot wait for the command: {0}")]
+    Wait(io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(io::Error),
     #[error("cannot write the report: {0}")]
@@ -58,19 +66,32 @@ impl Output {
     }
 }
 
-/// Runs a tracing session as the CLI describes.
-pub async fn trace(cli: &Cli) -> Result<(), RunError> {
+/// Runs a tracing session as the CLI describes; returns the exit code
+/// (COMMAND's, with `-- COMMAND`).
+pub async fn trace(cli: &Cli) -> Result<u8, RunError> {
     // Handlers first, so a Ctrl-C during loading is not lost.
     let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
 
+    let filter = Filter::new(
+        &cli.pids,
+        &cli.tids,
+        cli.comm.as_deref(),
+        cli.cpus.as_ref().map(|c| c.0.as_slice()),
+        !cli.run.is_empty(),
+    )?;
     let loading = std::time::Instant::now();
-    let mut probes = Probes::attach(ProbeOptions { metrics: cli.metrics })?;
+    let mut probes = Probes::attach(ProbeOptions {
+        metrics: cli.metrics,
+        filter: filter.clone(),
+        per_process: cli.per_process,
+    })?;
     log::info!("loaded and attached in {:?}", loading.elapsed());
     if let Some(logger) = probes.take_logger() {
         spawn_kernel_log(logger);
     }
-    let meta = meta(&probes, cli.metrics);
+    let mut meta = meta(&probes, cli.metrics);
+    meta.top = cli.top;
     for (metric, why) in &meta.unavailable {
         eprintln!(
             "tracer: {} unavailable: {why}; still classifying and counting every switch",
@@ -81,18 +102,40 @@ pub async fn trace(cli: &Cli) -> Result<(), RunError> {
         json: cli.json,
         histograms: cli.hist,
     };
+
+    // `-- COMMAND`: started held, traced from before its first instruction.
+    let mut command = None;
+    let mut command_pid = 0;
+    if !cli.run.is_empty() {
+        let mut launched = command::launch(&cli.run)?;
+        let pid = launched.pid;
+        let traced = probes.add_process(pid as u32);
+        if let Err(e) = traced {
+            // SAFETY: kills and reaps our own, still held, child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = command::wait(pid);
+            return Err(e.into());
+        }
+        launched.release()?;
+        command_pid = pid;
+        command = Some(tokio::task::spawn_blocking(move || command::wait(pid)));
+    }
     if !cli.json {
-        let until = match cli.duration {
-            Some(d) => format!("for {}", crate::report::fmt_ns(d.as_nanos() as u64)),
-            None => "until Ctrl-C".into(),
+        let what = if cli.run.is_empty() { "system-wide".to_owned() } else { format!("of `{}`", cli.run.join(" ")) };
+        let until = match (cli.duration, &command) {
+            (Some(d), _) => format!("for {}", crate::report::fmt_ns(d.as_nanos() as u64)),
+            (None, Some(_)) => "until it exits".into(),
+            (None, None) => "until Ctrl-C".into(),
         };
-        eprintln!("tracer: tracing context switches system-wide {until}");
+        eprintln!("tracer: tracing context switches {what} {until}");
     }
 
     let mut previous = probes.snapshot()?;
     let started = Instant::now();
     let deadline = cli.duration.map(|d| started + d);
     let mut next_tick = cli.interval.map(|i| started + i);
+    let mut exit_code = 0;
+    let mut forwarded = None;
     loop {
         let wake = match (deadline, next_tick) {
             (Some(d), Some(t)) => Some(d.min(t)),
@@ -104,10 +147,22 @@ pub async fn trace(cli: &Cli) -> Result<(), RunError> {
                 None => std::future::pending().await,
             }
         });
+        let exited = pin!(async {
+            match command.as_mut() {
+                Some(handle) => handle.await,
+                None => std::future::pending().await,
+            }
+        });
         tokio::select! {
             () = timer => {}
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
+            status = exited => {
+                command = None;
+                let status = status.map_err(|e| RunError::Wait(io::Error::other(e)))?;
+                exit_code = status.map_err(RunError::Wait)?;
+                break;
+            }
+            _ = sigint.recv() => { forwarded = Some(libc::SIGINT); break }
+            _ = sigterm.recv() => { forwarded = Some(libc::SIGTERM); break }
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
@@ -115,7 +170,7 @@ pub async fn trace(cli: &Cli) -> Result<(), RunError> {
         if let (Some(tick), Some(interval)) = (next_tick.as_mut(), cli.interval) {
             let now = probes.snapshot()?;
             if !out.emit(&Report::between(&previous, &now, meta.clone()))? {
-                return Ok(());
+                return Ok(exit_code);
             }
             previous = now;
             *tick += interval;
@@ -127,7 +182,20 @@ pub async fn trace(cli: &Cli) -> Result<(), RunError> {
     if cli.interval.is_none() || report.duration_ns >= Duration::from_millis(1).as_nanos() as u64 {
         out.emit(&report)?;
     }
-    Ok(())
+    // Tracing ended first (signal, --duration): the command goes on untraced
+    // unless told to stop; pass a signal on and report its exit.
+    if let Some(handle) = command {
+        let Some(sig) = forwarded else {
+            return Ok(exit_code);
+        };
+        // SAFETY: signals our own child, which has not been reaped yet.
+        unsafe { libc::kill(command_pid, sig) };
+        exit_code = handle
+            .await
+            .map_err(|e| RunError::Wait(io::Error::other(e)))?
+            .map_err(RunError::Wait)?;
+    }
+    Ok(exit_code)
 }
 
 /// Forwards kernel-side diagnostics (aya-log) to the `log` output.
@@ -161,6 +229,7 @@ pub fn meta(probes: &Probes, selected: MetricSet) -> Meta {
         probe: probes.probe,
         selected,
         unavailable: probes.missing(selected),
+        top: 20,
     }
 }
 

@@ -1,11 +1,13 @@
 //! Counters and histograms as read from the kernel at one instant, and the
 //! difference between two such readings (what happened in between).
 
+use std::collections::BTreeMap;
+
 use tracer_common::{
     Class,
     class::{NUM_CLASSES, PREEMPTED, VOLUNTARY},
     hist::{Histogram, NUM_BUCKETS, bucket_index},
-    maps::{NUM_METRICS, SwitchCounts},
+    maps::{NUM_METRICS, ProcCounts, SwitchCounts},
 };
 
 use crate::metrics::{Metric, MetricSet};
@@ -71,6 +73,42 @@ impl ClassHistogram {
     }
 }
 
+/// One process's switch counters, merged over CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcSnapshot {
+    /// Task name as the kernel had it when the process was first seen.
+    pub comm: [u8; 16],
+    /// Switches taking one of its tasks out, by class index.
+    pub out: [u64; NUM_CLASSES],
+    /// Switches bringing one of its tasks in, by class index.
+    pub r#in: [u64; NUM_CLASSES],
+}
+
+impl ProcSnapshot {
+    pub fn sum_of<'a>(per_cpu: impl IntoIterator<Item = &'a ProcCounts>) -> Self {
+        let mut out = Self::default();
+        for c in per_cpu {
+            if out.comm == [0; 16] {
+                out.comm = c.comm;
+            }
+            for i in 0..NUM_CLASSES {
+                out.out[i] += c.out[i];
+                out.r#in[i] += c.r#in[i];
+            }
+        }
+        out
+    }
+
+    fn minus(&self, earlier: Option<&Self>) -> Self {
+        let Some(e) = earlier else { return self.clone() };
+        Self {
+            comm: self.comm,
+            out: std::array::from_fn(|i| self.out[i].saturating_sub(e.out[i])),
+            r#in: std::array::from_fn(|i| self.r#in[i].saturating_sub(e.r#in[i])),
+        }
+    }
+}
+
 /// Cumulative state of the kernel maps at `taken_ns`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {
@@ -81,6 +119,10 @@ pub struct Snapshot {
     /// Per metric (index = `Metric as usize`), per class (index =
     /// `Class::index()`); `None` for a metric not measured in this run.
     pub latencies: [Option<Vec<ClassHistogram>>; NUM_METRICS],
+    /// Per-process counters by tgid (`--per-process`), exited processes included.
+    pub procs: Option<BTreeMap<u32, ProcSnapshot>>,
+    /// Per-process counts lost because the kernel map was full.
+    pub procs_dropped: u64,
 }
 
 impl Snapshot {
@@ -94,6 +136,8 @@ impl Snapshot {
                     .contains(m)
                     .then(|| vec![ClassHistogram::default(); NUM_CLASSES])
             }),
+            procs: None,
+            procs_dropped: 0,
         }
     }
 
@@ -140,10 +184,19 @@ impl Snapshot {
             (Some(now), Some(then)) => Some(now.iter().zip(then).map(|(n, t)| n.minus(t)).collect()),
             _ => None,
         });
+        let procs = self.procs.as_ref().map(|now| {
+            let then = earlier.procs.as_ref();
+            now.iter()
+                .map(|(tgid, p)| (*tgid, p.minus(then.and_then(|t| t.get(tgid)))))
+                .filter(|(_, p)| p.out.iter().chain(&p.r#in).any(|&n| n > 0))
+                .collect()
+        });
         Snapshot {
             taken_ns: self.taken_ns,
             per_cpu_counts,
             latencies,
+            procs,
+            procs_dropped: self.procs_dropped.saturating_sub(earlier.procs_dropped),
         }
     }
 

@@ -201,6 +201,7 @@ impl Bench {
 pub fn run(options: Options, mut progress: impl FnMut(&str)) -> Result<Bench, BenchError> {
     let probes = Probes::attach(ProbeOptions {
         metrics: MetricSet::NONE.with(Metric::SwitchCost),
+        ..Default::default()
     })?;
     let cpus = [options.cpu];
     let mut thread = Workload {

@@ -19,6 +19,21 @@ struct JsonReport<'a> {
     /// give them, and why.
     #[serde(skip_serializing_if = "Map::is_empty")]
     unavailable: Map<String, Value>,
+    /// With `--per-process`: the top processes by switches out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    processes: Option<Vec<Value>>,
+    /// With `--per-process`: counts lost because the kernel's table was full.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    processes_dropped: Option<u64>,
+}
+
+/// `{"thread":N,"process":N,"kernel":N,"idle":N}` from per-class counts.
+fn by_class(counts: &[u64; 4]) -> Value {
+    let mut m = Map::new();
+    for c in [Class::Thread, Class::Process, Class::Kernel, Class::Idle] {
+        m.insert(c.name().into(), counts[c.index()].into());
+    }
+    Value::Object(m)
 }
 
 /// Every field but `count` is `null` when there were no samples.
@@ -86,6 +101,22 @@ pub fn render(report: &Report) -> String {
         probe: report.meta.probe,
         classes,
         unavailable,
+        processes: report.processes.as_ref().map(|p| {
+            p.top
+                .iter()
+                .map(|proc| {
+                    let mut m = Map::new();
+                    m.insert("tgid".into(), proc.tgid.into());
+                    // Valid JSON whatever the bytes: invalid UTF-8 becomes U+FFFD,
+                    // control characters are escaped by the serializer.
+                    m.insert("comm".into(), String::from_utf8_lossy(&proc.comm).into());
+                    m.insert("out".into(), by_class(&proc.out));
+                    m.insert("in".into(), by_class(&proc.r#in));
+                    Value::Object(m)
+                })
+                .collect()
+        }),
+        processes_dropped: report.processes.as_ref().map(|p| p.dropped),
     };
     // Serializing plain structs of numbers and strings cannot fail.
     serde_json::to_string(&json).unwrap_or_default()

@@ -26,6 +26,8 @@ pub struct Meta {
     pub selected: MetricSet,
     /// Metrics asked for that this run cannot give, and why.
     pub unavailable: Vec<(Metric, String)>,
+    /// How many processes a per-process breakdown shows (`--top`).
+    pub top: usize,
 }
 
 impl Meta {
@@ -57,6 +59,50 @@ pub struct Report {
     pub meta: Meta,
     /// One entry per class, in [`Class::ALL`] order.
     pub classes: Vec<ClassReport>,
+    /// With `--per-process`: the top processes by switches out.
+    pub processes: Option<Processes>,
+}
+
+/// The per-process breakdown.
+#[derive(Clone, Debug)]
+pub struct Processes {
+    /// The top processes, most switches out first.
+    pub top: Vec<ProcessReport>,
+    /// Processes with switches in the span, shown or not.
+    pub total: usize,
+    /// Per-process counts the kernel could not keep (its map was full).
+    pub dropped: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessReport {
+    pub tgid: u32,
+    /// Task name, as the kernel had it when the process was first seen.
+    pub comm: Vec<u8>,
+    /// Switches taking one of its tasks out, by class index.
+    pub out: [u64; 4],
+    /// Switches bringing one of its tasks in, by class index.
+    pub r#in: [u64; 4],
+}
+
+impl ProcessReport {
+    pub fn switches_out(&self) -> u64 {
+        self.out.iter().sum()
+    }
+}
+
+/// A task name for a terminal: printable ASCII as is, anything else escaped
+/// (`\xNN`), so a hostile name cannot move the cursor or fake a line.
+pub fn escape_comm(comm: &[u8]) -> String {
+    let mut out = String::new();
+    for &b in comm {
+        if b.is_ascii_graphic() || b == b' ' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
 }
 
 #[derive(Clone, Debug)]
@@ -152,10 +198,30 @@ impl Report {
                 latencies: Metric::ALL.map(|m| delta.latency(m).map(|h| Latency::from_histogram(&h[class.index()]))),
             })
             .collect();
+        let processes = delta.procs.as_ref().map(|procs| {
+            let mut all: Vec<ProcessReport> = procs
+                .iter()
+                .map(|(&tgid, p)| ProcessReport {
+                    tgid,
+                    comm: p.comm.iter().copied().take_while(|&b| b != 0).collect(),
+                    out: p.out,
+                    r#in: p.r#in,
+                })
+                .collect();
+            all.sort_by(|a, b| b.switches_out().cmp(&a.switches_out()).then(a.tgid.cmp(&b.tgid)));
+            let total = all.len();
+            all.truncate(meta.top);
+            Processes {
+                top: all,
+                total,
+                dropped: delta.procs_dropped,
+            }
+        });
         Self {
             duration_ns: now.taken_ns.saturating_sub(earlier.taken_ns),
             meta,
             classes,
+            processes,
         }
     }
 
@@ -200,6 +266,7 @@ pub(crate) mod tests {
             probe: "tp_btf",
             selected: MetricSet::ALL,
             unavailable: Vec::new(),
+            top: 20,
         }
     }
 
@@ -304,6 +371,35 @@ pub(crate) mod tests {
         let cost = r.class(Class::Thread).latency(Metric::SwitchCost).unwrap();
         assert_eq!(cost.count, 3);
         assert_eq!(r.class(Class::Thread).latency(Metric::Runq).unwrap().count, 0);
+    }
+
+    #[test]
+    fn per_process_top_n_by_switches_out() {
+        let mut a = Snapshot::empty(1, MetricSet::NONE);
+        a.procs = Some(Default::default());
+        let mut b = a.clone();
+        let procs = b.procs.as_mut().unwrap();
+        for tgid in 1..=30u32 {
+            let mut p = crate::snapshot::ProcSnapshot::default();
+            p.comm[..4].copy_from_slice(b"proc");
+            p.out[Class::Thread.index()] = u64::from(tgid);
+            p.r#in[Class::Process.index()] = 1;
+            procs.insert(tgid, p);
+        }
+        let mut m = meta();
+        m.top = 5;
+        let r = Report::between(&a, &b, m);
+        let p = r.processes.unwrap();
+        assert_eq!(p.total, 30);
+        assert_eq!(p.top.iter().map(|p| p.tgid).collect::<Vec<_>>(), [30, 29, 28, 27, 26]);
+        assert_eq!(p.top[0].comm, b"proc");
+    }
+
+    #[test]
+    fn hostile_names_are_escaped() {
+        assert_eq!(escape_comm(b"bash"), "bash");
+        assert_eq!(escape_comm(b"a\x1b[2Jb\n"), "a\\x1b[2Jb\\x0a");
+        assert_eq!(escape_comm(&[0xff, b'x']), "\\xffx");
     }
 
     #[test]

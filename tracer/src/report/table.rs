@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::{Latency, Report, fmt_ns, log2, meaning};
+use tracer_common::Class;
+
+use super::{Latency, Processes, Report, escape_comm, fmt_ns, log2, meaning};
 use crate::metrics::{Metric, MetricSet};
 
 fn pct(part: u64, whole: u64) -> String {
@@ -120,6 +122,10 @@ pub fn render(report: &Report, histograms: MetricSet) -> String {
         }
     }
 
+    if let Some(p) = &report.processes {
+        processes(&mut out, p);
+    }
+
     for metric in histograms.iter() {
         for c in &report.classes {
             if let Some(lat) = c.latency(metric)
@@ -137,6 +143,50 @@ pub fn render(report: &Report, histograms: MetricSet) -> String {
         }
     }
     out
+}
+
+/// The per-process table: switches out and in, by class.
+fn processes(out: &mut String, p: &Processes) {
+    let _ = writeln!(
+        out,
+        "\nper process: top {} of {} by switches out (out: one of its tasks left the CPU; in: one came in)",
+        p.top.len(),
+        p.total
+    );
+    if p.dropped > 0 {
+        let _ = writeln!(
+            out,
+            "warning: {} per-process counts were lost: the kernel's process table was full",
+            p.dropped
+        );
+    }
+    let classes = [Class::Thread, Class::Process, Class::Kernel, Class::Idle];
+    let _ = write!(out, "{:>8} {:<16} {:>9}", "tgid", "comm", "out");
+    for c in classes {
+        let _ = write!(out, " {:>9}", c.name());
+    }
+    let _ = write!(out, " {:>9}", "in");
+    for c in classes {
+        let _ = write!(out, " {:>9}", c.name());
+    }
+    out.push('\n');
+    for proc in &p.top {
+        let _ = write!(
+            out,
+            "{:>8} {:<16} {:>9}",
+            proc.tgid,
+            escape_comm(&proc.comm),
+            proc.switches_out()
+        );
+        for c in classes {
+            let _ = write!(out, " {:>9}", proc.out[c.index()]);
+        }
+        let _ = write!(out, " {:>9}", proc.r#in.iter().sum::<u64>());
+        for c in classes {
+            let _ = write!(out, " {:>9}", proc.r#in[c.index()]);
+        }
+        out.push('\n');
+    }
 }
 
 #[cfg(test)]
