@@ -104,8 +104,6 @@ pub const MAX_PROCS: u32 = 16_384;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProcCounts {
-    /// `comm` of the first task of the process that was seen, NUL-padded.
-    pub comm: [u8; 16],
     /// Switches in which one of the process's tasks left the CPU, by class.
     pub out: [u64; NUM_CLASSES],
     /// Switches that brought one of its tasks in, by class.
@@ -157,6 +155,9 @@ pub const TIDS_MAP: &str = "TIDS";
 pub const CPUS_MAP: &str = "CPUS";
 /// Map: `PerCpuHashMap<u32 tgid, ProcCounts>`.
 pub const PROCS_MAP: &str = "PROCS";
+/// Map: `HashMap<u32 tgid, [u8; 16]>`: the name of each process in
+/// [`PROCS_MAP`], as of its first switch or its last exec.
+pub const COMMS_MAP: &str = "COMMS";
 
 /// Program names (the Rust function names in `tracer-ebpf`).
 pub const PROG_SCHED_SWITCH: &str = "sched_switch";
@@ -165,6 +166,7 @@ pub const PROG_SCHED_WAKEUP: &str = "sched_wakeup";
 pub const PROG_SCHED_WAKEUP_NEW: &str = "sched_wakeup_new";
 pub const PROG_SCHED_PROCESS_FORK: &str = "sched_process_fork";
 pub const PROG_SCHED_PROCESS_FREE: &str = "sched_process_free";
+pub const PROG_SCHED_PROCESS_EXEC: &str = "sched_process_exec";
 
 #[cfg(feature = "user")]
 mod pod {
@@ -172,7 +174,7 @@ mod pod {
     unsafe impl aya::Pod for super::SwitchCounts {}
     // SAFETY: `#[repr(C)]`, `u64`/`u32` fields with explicit padding; every bit pattern is valid.
     unsafe impl aya::Pod for super::CpuState {}
-    // SAFETY: `#[repr(C)]`, 16 bytes then `u64`s, no padding; every bit pattern is valid.
+    // SAFETY: `#[repr(C)]`, only `u64` fields, no padding; every bit pattern is valid.
     unsafe impl aya::Pod for super::ProcCounts {}
     // SAFETY: `#[repr(C)]`, only `u64` fields, no padding; every bit pattern is valid.
     unsafe impl aya::Pod for crate::hist::Histogram {}

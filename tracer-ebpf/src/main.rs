@@ -30,8 +30,8 @@ use tracer_common::{
     class::{NUM_CLASSES, PREEMPTED, TaskIds, VOLUNTARY, classify, is_voluntary},
     hist::{Histogram, bucket_index},
     maps::{
-        CpuState, FILTER_COMM, FILTER_CPU, FILTER_TGID, FILTER_TID, MAX_CPUS, MAX_PROCS, MAX_TGIDS, MAX_TIDS,
-        Metric, NUM_METRICS, ProcCounts, TaskTimes,
+        CpuState, FILTER_COMM, FILTER_CPU, FILTER_TGID, FILTER_TID, MAX_CPUS, MAX_PROCS, MAX_TGIDS, MAX_TIDS, Metric,
+        NUM_METRICS, ProcCounts, TaskTimes,
     },
 };
 
@@ -82,6 +82,9 @@ static CPUS: Array<u8> = Array::with_max_entries(MAX_CPUS, 0);
 
 #[map]
 static PROCS: PerCpuHashMap<u32, ProcCounts> = PerCpuHashMap::with_max_entries(MAX_PROCS, 0);
+
+#[map]
+static COMMS: HashMap<u32, [u8; 16]> = HashMap::with_max_entries(MAX_PROCS, 0);
 
 /// Reads a load-time global. A volatile read keeps the compiler from folding
 /// the placeholder value in.
@@ -154,20 +157,31 @@ fn task_selected(filter: u32, task: *const u8, ids: &TaskIds) -> bool {
     true
 }
 
-/// Whether the switch is traced under the filters.
+/// Under the filters: whether `(prev, next)` pass the task filters (both true
+/// when none is set), or `None` when the switch is not traced at all.
 #[inline(always)]
-fn switch_selected(filter: u32, prev: *const u8, prev_ids: &TaskIds, next: *const u8, next_ids: &TaskIds) -> bool {
+fn selection(
+    filter: u32,
+    prev: *const u8,
+    prev_ids: &TaskIds,
+    next: *const u8,
+    next_ids: &TaskIds,
+) -> Option<(bool, bool)> {
     if filter & FILTER_CPU != 0 {
         // SAFETY: helper without preconditions.
         let cpu = unsafe { bpf_get_smp_processor_id() };
         if CPUS.get(cpu).is_none_or(|&on| on == 0) {
-            return false;
+            return None;
         }
     }
     if filter & (FILTER_TGID | FILTER_TID | FILTER_COMM) == 0 {
-        return true;
+        return Some((true, true));
     }
-    task_selected(filter, prev, prev_ids) || task_selected(filter, next, next_ids)
+    let sel = (
+        task_selected(filter, prev, prev_ids),
+        task_selected(filter, next, next_ids),
+    );
+    (sel.0 || sel.1).then_some(sel)
 }
 
 /// Counts a switch for the process of `task`, `out` (leaving) or in.
@@ -178,17 +192,21 @@ fn count_process(cpu: &mut CpuState, task: *const u8, ids: &TaskIds, class: usiz
     }
     let tgid = ids.tgid as u32;
     if PROCS.get_ptr_mut(&tgid).is_none() {
-        let mut fresh = ProcCounts::default();
         // SAFETY: `task` is a tp_btf task pointer and the offset is that of `comm`, a char[16].
-        fresh.comm = unsafe { task_field(task, global(&TASK_COMM_OFFSET)) };
-        // Another CPU may insert it first; the lookup below settles it.
-        let _ = PROCS.insert(&tgid, &fresh, BPF_NOEXIST.into());
+        let comm: [u8; 16] = unsafe { task_field(task, global(&TASK_COMM_OFFSET)) };
+        // Another CPU may insert them first; the lookup below settles it.
+        let _ = COMMS.insert(&tgid, &comm, BPF_NOEXIST.into());
+        let _ = PROCS.insert(&tgid, &ProcCounts::default(), BPF_NOEXIST.into());
     }
     match PROCS.get_ptr_mut(&tgid) {
         // SAFETY: this CPU's value of a live entry; preemption is off.
         Some(counts) => unsafe {
             let counts = &mut *counts;
-            let slot = if out { counts.out.get_mut(class) } else { counts.r#in.get_mut(class) };
+            let slot = if out {
+                counts.out.get_mut(class)
+            } else {
+                counts.r#in.get_mut(class)
+            };
             if let Some(slot) = slot {
                 *slot += 1;
             }
@@ -239,23 +257,36 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), &'static str> {
     // SAFETY: this CPU's own value; preemption is off.
     let cpu = unsafe { &mut *cpu };
     let filter = global(&FILTER);
-    if filter != 0 && !switch_selected(filter, prev, &prev_ids, next, &next_ids) {
+    let (prev_selected, next_selected) = if filter == 0 {
+        (true, true)
+    } else if let Some(sel) = selection(filter, prev, &prev_ids, next, &next_ids) {
+        sel
+    } else {
         // Not traced. The next switch's on-CPU time and this switch's cost
         // would span a task that is not traced: drop them.
         cpu.last_switch_ns = 0;
         cpu.switch_start_ns = 0;
         return Ok(());
-    }
+    };
 
     let class = classify(&prev_ids, &next_ids);
     let c = class.index();
-    let kind = if is_voluntary(preempt, prev_state) { VOLUNTARY } else { PREEMPTED };
+    let kind = if is_voluntary(preempt, prev_state) {
+        VOLUNTARY
+    } else {
+        PREEMPTED
+    };
     if let Some(slot) = cpu.counts.by_class.get_mut(c).and_then(|k| k.get_mut(kind)) {
         *slot += 1;
     }
+    // Per process: only the processes being traced, not their partners.
     if global(&PER_PROCESS) != 0 {
-        count_process(cpu, prev, &prev_ids, c, true);
-        count_process(cpu, next, &next_ids, c, false);
+        if prev_selected {
+            count_process(cpu, prev, &prev_ids, c, true);
+        }
+        if next_selected {
+            count_process(cpu, next, &next_ids, c, false);
+        }
     }
     if global(&METRICS) == 0 {
         return Ok(()); // Classify and count only.
@@ -375,7 +406,10 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
     let child = task_ids(ctx.arg(1));
     let (parent_tgid, child_tgid) = (parent.tgid as u32, child.tgid as u32);
     // SAFETY: plain lookup of a u32 key.
-    if parent_tgid != child_tgid && unsafe { TGIDS.get(&parent_tgid) }.is_some() && TGIDS.insert(&child_tgid, &1, 0).is_err() {
+    if parent_tgid != child_tgid
+        && unsafe { TGIDS.get(&parent_tgid) }.is_some()
+        && TGIDS.insert(&child_tgid, &1, 0).is_err()
+    {
         error!(&ctx, "TGIDS is full: process {} is not traced", child_tgid);
     }
     0
@@ -389,6 +423,22 @@ pub fn sched_process_free(ctx: BtfTracePointContext) -> i32 {
     let p = task_ids(ctx.arg(0));
     if p.pid == p.tgid {
         let _ = TGIDS.remove(&(p.tgid as u32));
+    }
+    0
+}
+
+// include/trace/events/sched.h:
+//   TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+// After exec the process has a new name; per-process reports use it.
+#[btf_tracepoint(function = "sched_process_exec")]
+pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
+    let p: *const u8 = ctx.arg(0);
+    let tgid = task_ids(p).tgid as u32;
+    // SAFETY: `p` is a tp_btf task pointer and the offset is that of `comm`, a char[16].
+    let comm: [u8; 16] = unsafe { task_field(p, global(&TASK_COMM_OFFSET)) };
+    if COMMS.insert(&tgid, &comm, 0).is_err() {
+        // Full: the report shows this process under its older name, if any.
+        return 0;
     }
     0
 }

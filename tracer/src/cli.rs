@@ -134,6 +134,30 @@ pub enum Command {
     /// own accounting, and that pinning held; if not, it says so and gives
     /// no verdict.
     Bench(BenchArgs),
+    /// A workload with known ground truth, for tests: a pinned ping-pong;
+    /// prints one JSON line with what the kernel counted.
+    #[command(hide = true)]
+    PingPong(PingPongArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PingPongArgs {
+    /// `threads` or `processes`.
+    #[arg(long, value_enum, default_value_t = KindArg::Threads)]
+    pub kind: KindArg,
+    #[arg(long, default_value_t = 10_000)]
+    pub round_trips: u64,
+    #[arg(long, default_value_t = 0)]
+    pub cpu: usize,
+    /// Start only after a line arrives on stdin.
+    #[arg(long)]
+    pub wait_stdin: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KindArg {
+    Threads,
+    Processes,
 }
 
 #[derive(Debug, Args)]
@@ -222,7 +246,10 @@ mod tests {
 
     #[test]
     fn parses_filters_and_command() {
-        let cli = Cli::try_parse_from(["tracer", "-p", "1,2", "-t", "3", "-c", "bash", "--cpu", "0-1", "--", "ls", "-l"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "tracer", "-p", "1,2", "-t", "3", "-c", "bash", "--cpu", "0-1", "--", "ls", "-l",
+        ])
+        .unwrap();
         assert_eq!(cli.pids, [1, 2]);
         assert_eq!(cli.tids, [3]);
         assert_eq!(cli.comm.as_deref(), Some("bash"));

@@ -89,7 +89,10 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// Forks the command; it waits before exec until released.
 pub fn launch(argv: &[String]) -> Result<Launched, CommandError> {
     let cmd = argv.join(" ");
-    let start = |source| CommandError::Start { cmd: cmd.clone(), source };
+    let start = |source| CommandError::Start {
+        cmd: cmd.clone(),
+        source,
+    };
     let program = argv.first().ok_or(CommandError::Empty)?;
     let args: Vec<CString> = argv
         .iter()

@@ -177,13 +177,25 @@ mod tests {
         assert!(Filter::new(&[me], &[], None, None, false).is_ok());
         assert_eq!(Filter::new(&[me], &[], None, None, false).unwrap().bits(), FILTER_TGID);
         // pid_max is at most 2^22: this pid cannot exist.
-        assert_eq!(Filter::new(&[u32::MAX - 1], &[], None, None, false), Err(FilterError::NoProcess(u32::MAX - 1)));
-        assert_eq!(Filter::new(&[], &[u32::MAX - 1], None, None, false), Err(FilterError::NoThread(u32::MAX - 1)));
-        assert!(matches!(Filter::new(&[], &[], Some("a-name-that-is-too-long"), None, false), Err(FilterError::CommTooLong(_))));
+        assert_eq!(
+            Filter::new(&[u32::MAX - 1], &[], None, None, false),
+            Err(FilterError::NoProcess(u32::MAX - 1))
+        );
+        assert_eq!(
+            Filter::new(&[], &[u32::MAX - 1], None, None, false),
+            Err(FilterError::NoThread(u32::MAX - 1))
+        );
+        assert!(matches!(
+            Filter::new(&[], &[], Some("a-name-that-is-too-long"), None, false),
+            Err(FilterError::CommTooLong(_))
+        ));
         let f = Filter::new(&[], &[], Some("bash"), Some(&[0]), false).unwrap();
         assert_eq!(f.comm.unwrap()[..5], *b"bash\0");
         assert_eq!(f.bits(), FILTER_COMM | FILTER_CPU);
-        assert!(matches!(Filter::new(&[], &[], None, Some(&[4095]), false), Err(FilterError::NoCpu { cpu: 4095, .. })));
+        assert!(matches!(
+            Filter::new(&[], &[], None, Some(&[4095]), false),
+            Err(FilterError::NoCpu { cpu: 4095, .. })
+        ));
     }
 
     #[test]
@@ -197,7 +209,10 @@ mod tests {
         });
         let tid = rx.recv().unwrap();
         let me = std::process::id();
-        assert_eq!(Filter::new(&[tid], &[], None, None, false), Err(FilterError::NotAProcess(tid, me)));
+        assert_eq!(
+            Filter::new(&[tid], &[], None, None, false),
+            Err(FilterError::NotAProcess(tid, me))
+        );
         assert!(Filter::new(&[], &[tid], None, None, false).is_ok());
         done_tx.send(()).unwrap();
         t.join().unwrap();

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use tracer::{
     bench,
-    cli::{BenchArgs, Cli, Command, ViaArg},
-    workload::Via,
+    cli::{BenchArgs, Cli, Command, KindArg, PingPongArgs, ViaArg},
+    workload::{self, PingPong, Spec, Via},
 };
 
 fn main() -> ExitCode {
@@ -24,9 +24,16 @@ fn main() -> ExitCode {
 
 /// Returns the exit code: 0, or with `-- COMMAND` the command's.
 fn run(cli: &Cli) -> anyhow::Result<u8> {
-    if let Some(Command::Bench(args)) = &cli.command {
-        run_bench(args)?;
-        return Ok(0);
+    match &cli.command {
+        Some(Command::Bench(args)) => {
+            run_bench(args)?;
+            return Ok(0);
+        }
+        Some(Command::PingPong(args)) => {
+            ping_pong(args)?;
+            return Ok(0);
+        }
+        None => {}
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     Ok(runtime.block_on(tracer::run::trace(cli))?)
@@ -64,6 +71,30 @@ fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
         bench::render::table(&result)
     };
     print_quietly(&text)
+}
+
+/// Runs one pinned ping-pong and prints the kernel's accounting as JSON:
+/// the workload's switches, and all switches of this process so far.
+fn ping_pong(args: &PingPongArgs) -> anyhow::Result<()> {
+    let kind = match args.kind {
+        KindArg::Threads => PingPong::Threads,
+        KindArg::Processes => PingPong::Processes,
+    };
+    if args.wait_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+    }
+    let outcome = workload::run(&Spec::new(kind, args.cpu, args.round_trips))?;
+    // SAFETY: an all-zero rusage is valid; getrusage fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let line = serde_json::json!({
+        "tgid": std::process::id(),
+        "switches": outcome.switches(),
+        "process_switches": ru.ru_nvcsw + ru.ru_nivcsw,
+    });
+    print_quietly(&format!("{line}\n"))
 }
 
 /// Writes to stdout; a closed pipe is not an error.

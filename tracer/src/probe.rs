@@ -13,10 +13,11 @@ use tracer_common::{
     class::NUM_CLASSES,
     hist::Histogram,
     maps::{
-        CPU_MAP, CPUS_MAP, CpuState, FILTER_TGID, GLOBAL_COMM, GLOBAL_COMM_OFFSET, GLOBAL_FILTER, GLOBAL_FLAGS_OFFSET,
-        GLOBAL_FOLLOW_CHILDREN, GLOBAL_METRICS, GLOBAL_PER_PROCESS, GLOBAL_PID_OFFSET, GLOBAL_TGID_OFFSET, HISTS_MAP,
-        PROCS_MAP, PROG_SCHED_EXIT, PROG_SCHED_PROCESS_FORK, PROG_SCHED_PROCESS_FREE, PROG_SCHED_SWITCH,
-        PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, ProcCounts, TGIDS_MAP, TIDS_MAP,
+        COMMS_MAP, CPU_MAP, CPUS_MAP, CpuState, FILTER_TGID, GLOBAL_COMM, GLOBAL_COMM_OFFSET, GLOBAL_FILTER,
+        GLOBAL_FLAGS_OFFSET, GLOBAL_FOLLOW_CHILDREN, GLOBAL_METRICS, GLOBAL_PER_PROCESS, GLOBAL_PID_OFFSET,
+        GLOBAL_TGID_OFFSET, HISTS_MAP, PROCS_MAP, PROG_SCHED_EXIT, PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_FORK,
+        PROG_SCHED_PROCESS_FREE, PROG_SCHED_SWITCH, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, ProcCounts, TGIDS_MAP,
+        TIDS_MAP,
     },
 };
 
@@ -70,13 +71,16 @@ pub struct ProbeOptions {
     pub per_process: bool,
 }
 
+/// The per-process counters and the process names.
+type ProcMaps = (PerCpuHashMap<MapData, u32, ProcCounts>, HashMap<MapData, u32, [u8; 16]>);
+
 /// Loaded and attached programs. Dropping this detaches everything.
 pub struct Probes {
     // Field order is drop order: maps and logger first, programs last.
     cpu_map: PerCpuArray<MapData, CpuState>,
     hists: PerCpuArray<MapData, Histogram>,
     tgids: HashMap<MapData, u32, u8>,
-    procs: Option<PerCpuHashMap<MapData, u32, ProcCounts>>,
+    procs: Option<ProcMaps>,
     logger: Option<EbpfLogger<&'static dyn log::Log>>,
     _ebpf: Ebpf,
     /// The metrics measured in this run.
@@ -147,13 +151,12 @@ impl Probes {
             tids.insert(tid, &1, 0)
                 .map_err(|source| ProbeError::Map { map: TIDS_MAP, source })?;
         }
-        if let Some(cpus) = &opts.filter.cpus {
-            let mut selected: Array<MapData, u8> = take_map(&mut ebpf, CPUS_MAP)?;
-            for &cpu in cpus {
-                selected
-                    .set(cpu as u32, &1, 0)
-                    .map_err(|source| ProbeError::Map { map: CPUS_MAP, source })?;
-            }
+        // Taken maps stay open until the programs that use them are loaded.
+        let mut selected: Array<MapData, u8> = take_map(&mut ebpf, CPUS_MAP)?;
+        for &cpu in opts.filter.cpus.iter().flatten() {
+            selected
+                .set(cpu as u32, &1, 0)
+                .map_err(|source| ProbeError::Map { map: CPUS_MAP, source })?;
         }
 
         // The programs that feed sched_switch's state attach first.
@@ -164,6 +167,9 @@ impl Probes {
             if opts.filter.command {
                 attach_tp_btf(&mut ebpf, PROG_SCHED_PROCESS_FORK, "sched_process_fork", &btf)?;
             }
+        }
+        if opts.per_process {
+            attach_tp_btf(&mut ebpf, PROG_SCHED_PROCESS_EXEC, "sched_process_exec", &btf)?;
         }
         if measured.contains(Metric::Runq) {
             attach_tp_btf(&mut ebpf, PROG_SCHED_WAKEUP, "sched_wakeup", &btf)?;
@@ -178,7 +184,11 @@ impl Probes {
             cpu_map: take_map(&mut ebpf, CPU_MAP)?,
             hists: take_map(&mut ebpf, HISTS_MAP)?,
             tgids,
-            procs: if opts.per_process { Some(take_map(&mut ebpf, PROCS_MAP)?) } else { None },
+            procs: if opts.per_process {
+                Some((take_map(&mut ebpf, PROCS_MAP)?, take_map(&mut ebpf, COMMS_MAP)?))
+            } else {
+                None
+            },
             logger,
             _ebpf: ebpf,
             measured,
@@ -235,12 +245,14 @@ impl Probes {
         let procs_dropped = per_cpu.iter().map(|s| s.procs_dropped).sum();
         let procs = match &self.procs {
             None => None,
-            Some(map) => {
+            Some((counts, comms)) => {
                 let mut procs = BTreeMap::new();
-                for entry in map.iter() {
+                for entry in counts.iter() {
                     // An entry can vanish between listing and reading: skip it.
                     let Ok((tgid, values)) = entry else { continue };
-                    procs.insert(tgid, ProcSnapshot::sum_of(values.iter()));
+                    let mut p = ProcSnapshot::sum_of(values.iter());
+                    p.comm = comms.get(&tgid, 0).unwrap_or_default();
+                    procs.insert(tgid, p);
                 }
                 Some(procs)
             }

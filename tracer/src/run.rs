@@ -47,7 +47,8 @@ struct Output {
 
 impl Output {
     /// Writes one report. `Ok(false)` when stdout is a closed pipe.
-    fn emit(&self, report: &Report) -> Result<bool, RunError> {
+    fn emit(&self, report: Report) -> Result<bool, RunError> {
+        let report = &report;
         let text = if self.json {
             let mut line = json::render(report);
             line.push('\n');
@@ -121,7 +122,11 @@ pub async fn trace(cli: &Cli) -> Result<u8, RunError> {
         command = Some(tokio::task::spawn_blocking(move || command::wait(pid)));
     }
     if !cli.json {
-        let what = if cli.run.is_empty() { "system-wide".to_owned() } else { format!("of `{}`", cli.run.join(" ")) };
+        let what = if cli.run.is_empty() {
+            "system-wide".to_owned()
+        } else {
+            format!("of `{}`", cli.run.join(" "))
+        };
         let until = match (cli.duration, &command) {
             (Some(d), _) => format!("for {}", crate::report::fmt_ns(d.as_nanos() as u64)),
             (None, Some(_)) => "until it exits".into(),
@@ -169,7 +174,7 @@ pub async fn trace(cli: &Cli) -> Result<u8, RunError> {
         }
         if let (Some(tick), Some(interval)) = (next_tick.as_mut(), cli.interval) {
             let now = probes.snapshot()?;
-            if !out.emit(&Report::between(&previous, &now, meta.clone()))? {
+            if !out.emit(Report::between(&previous, &now, meta.clone()))? {
                 return Ok(exit_code);
             }
             previous = now;
@@ -180,7 +185,7 @@ pub async fn trace(cli: &Cli) -> Result<u8, RunError> {
     drop(probes); // Detach before printing.
     let report = Report::between(&previous, &last, meta);
     if cli.interval.is_none() || report.duration_ns >= Duration::from_millis(1).as_nanos() as u64 {
-        out.emit(&report)?;
+        out.emit(report)?;
     }
     // Tracing ended first (signal, --duration): the command goes on untraced
     // unless told to stop; pass a signal on and report its exit.

@@ -76,7 +76,7 @@ impl ClassHistogram {
 /// One process's switch counters, merged over CPUs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProcSnapshot {
-    /// Task name as the kernel had it when the process was first seen.
+    /// Process name: of its first task seen, or as of its last exec.
     pub comm: [u8; 16],
     /// Switches taking one of its tasks out, by class index.
     pub out: [u64; NUM_CLASSES],
@@ -88,9 +88,6 @@ impl ProcSnapshot {
     pub fn sum_of<'a>(per_cpu: impl IntoIterator<Item = &'a ProcCounts>) -> Self {
         let mut out = Self::default();
         for c in per_cpu {
-            if out.comm == [0; 16] {
-                out.comm = c.comm;
-            }
             for i in 0..NUM_CLASSES {
                 out.out[i] += c.out[i];
                 out.r#in[i] += c.r#in[i];

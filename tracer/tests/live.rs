@@ -31,6 +31,7 @@ fn workload_cpu() -> usize {
 fn attach() -> Probes {
     let probes = Probes::attach(ProbeOptions {
         metrics: MetricSet::ALL,
+        ..Default::default()
     })
     .unwrap_or_else(|e| panic!("cannot attach: {e}"));
     for (metric, why) in &probes.unavailable {
@@ -471,5 +472,270 @@ fn bench_json_is_consistent() {
             v["verdict"].as_str().unwrap().starts_with("a process switch costs"),
             "{v}"
         );
+    }
+}
+
+/// JSON lines printed by `tracer ping-pong` (ground truth) and the report.
+fn split_output(stdout: &str) -> (Vec<Value>, Value) {
+    let mut helpers = Vec::new();
+    let mut report = None;
+    for line in stdout.lines().filter(|l| l.starts_with('{')) {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if v.get("classes").is_some() {
+            report = Some(v);
+        } else {
+            helpers.push(v);
+        }
+    }
+    (helpers, report.unwrap_or_else(|| panic!("no report in: {stdout}")))
+}
+
+fn processes(report: &Value) -> Vec<Value> {
+    report["processes"].as_array().expect("processes").clone()
+}
+
+fn class_switches(report: &Value, class: &str) -> u64 {
+    report["classes"][class]["switches"].as_u64().unwrap()
+}
+
+/// Runs an unrelated process ping-pong on CPU 0 until dropped, so that a
+/// filter has something to keep out.
+struct Noise {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Noise {
+    fn start() -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut switches = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                switches += workload::run(&Spec::new(PingPong::Processes, 0, 5_000))
+                    .unwrap()
+                    .switches();
+            }
+            switches
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops it; returns how many switches it made.
+    fn stop(mut self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+/// `-- COMMAND`: a shell that runs a thread ping-pong and a process ping-pong
+/// (exec'd children of the shell, the second forking a child of its own) is
+/// traced whole, while an unrelated process ping-pong runs beside it and is
+/// left out. Per process, `out` matches the kernel's count for each helper.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn command_tree_is_traced_and_nothing_else() {
+    let exe = env!("CARGO_BIN_EXE_tracer");
+    let rt = 30_000u64;
+    let script = format!(
+        "{exe} ping-pong --kind threads --cpu 1 --round-trips {rt} && {exe} ping-pong --kind processes --cpu 1 --round-trips {rt}"
+    );
+    let noise = Noise::start();
+    std::thread::sleep(Duration::from_millis(200));
+    let out = tracer_cmd()
+        .args([
+            "--json",
+            "--per-process",
+            "--top",
+            "1000",
+            "-m",
+            "none",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .output()
+        .unwrap();
+    let noise_switches = noise.stop();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (helpers, report) = split_output(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(helpers.len(), 2, "{helpers:?}");
+    let (threads, procs) = (&helpers[0], &helpers[1]);
+    let truth_thread = threads["switches"].as_u64().unwrap();
+    let truth_process = procs["switches"].as_u64().unwrap();
+    let (thread, process) = (class_switches(&report, "thread"), class_switches(&report, "process"));
+    eprintln!(
+        "traced: thread {thread} (kernel {truth_thread}), process {process} (kernel {truth_process}); noise made {noise_switches} switches"
+    );
+    // Wanted: the command's tree, threads and exec'd/forked children alike.
+    assert!(thread as f64 >= 0.99 * truth_thread as f64);
+    assert!(process as f64 >= 0.99 * truth_process as f64);
+    // Unwanted: the noise (process switches on CPU 0) must not be in it. It
+    // made far more than the allowance while the command ran.
+    assert!(noise_switches > 20_000, "the noise did not run: {noise_switches}");
+    assert!(
+        process as f64 <= 1.01 * truth_process as f64 + 2_000.0,
+        "process {process}: unrelated switches got in (kernel counted {truth_process} for the command)"
+    );
+
+    let procs_list = processes(&report);
+    let me = std::process::id() as u64;
+    assert!(
+        procs_list.iter().all(|p| p["tgid"].as_u64() != Some(me)),
+        "the test process was traced"
+    );
+    for helper in &helpers {
+        let tgid = helper["tgid"].as_u64().unwrap();
+        let kernel = helper["process_switches"].as_u64().unwrap();
+        let entry = procs_list
+            .iter()
+            .find(|p| p["tgid"].as_u64() == Some(tgid))
+            .unwrap_or_else(|| panic!("helper {tgid} missing from {procs_list:?}"));
+        let out_sum: u64 = ["thread", "process", "kernel", "idle"]
+            .iter()
+            .map(|c| entry["out"][c].as_u64().unwrap())
+            .sum();
+        // The kernel's count was read just before the helper printed and
+        // exited; its last switches (printing, exiting threads) come after.
+        assert!(
+            out_sum >= kernel && out_sum <= kernel + 20,
+            "process {tgid}: out {out_sum}, kernel counted {kernel}"
+        );
+        assert_eq!(entry["comm"], "tracer");
+    }
+    // The process ping-pong's forked child is in the tree too.
+    assert!(
+        procs_list.len() >= 4,
+        "sh, two helpers and a forked child: {procs_list:?}"
+    );
+}
+
+/// `--pid`: of two identical thread ping-pongs, only the named one is traced.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn pid_filter_keeps_one_process() {
+    use std::io::Write as _;
+    let exe = env!("CARGO_BIN_EXE_tracer");
+    let helper = |cpu: &str| {
+        Reaper(
+            Command::new(exe)
+                .args([
+                    "ping-pong",
+                    "--kind",
+                    "threads",
+                    "--round-trips",
+                    "50000",
+                    "--wait-stdin",
+                    "--cpu",
+                    cpu,
+                ])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let (mut wanted, mut unwanted) = (helper("1"), helper("0"));
+    let mut tracer = Reaper(
+        tracer_cmd()
+            .args([
+                "--json",
+                "--per-process",
+                "-m",
+                "none",
+                "-p",
+                &wanted.0.id().to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    for h in [&mut wanted, &mut unwanted] {
+        h.0.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    }
+    let results: Vec<Value> = [&mut wanted, &mut unwanted]
+        .into_iter()
+        .map(|h| {
+            assert!(h.0.wait().unwrap().success());
+            let mut s = String::new();
+            std::io::Read::read_to_string(h.0.stdout.as_mut().unwrap(), &mut s).unwrap();
+            serde_json::from_str(s.trim()).unwrap()
+        })
+        .collect();
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(tracer.0.id() as i32, libc::SIGINT) };
+    assert!(tracer.0.wait().unwrap().success());
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(tracer.0.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    let (_, report) = split_output(&stdout);
+    let thread = class_switches(&report, "thread");
+    let truth = results[0]["switches"].as_u64().unwrap();
+    let other = results[1]["switches"].as_u64().unwrap();
+    eprintln!("-p: thread {thread}, wanted made {truth}, unwanted made {other}");
+    assert!(thread as f64 >= 0.99 * truth as f64, "wanted: {thread} of {truth}");
+    assert!(
+        thread as f64 <= 1.01 * truth as f64 + 200.0,
+        "unwanted got in: {thread} vs {truth} (+{other} unwanted)"
+    );
+    let tgids: Vec<u64> = processes(&report).iter().map(|p| p["tgid"].as_u64().unwrap()).collect();
+    assert!(tgids.contains(&u64::from(wanted.0.id())), "{tgids:?}");
+    assert!(!tgids.contains(&u64::from(unwanted.0.id())), "{tgids:?}");
+}
+
+/// `--cpu` and `--comm`, through the library: the filter keeps a pinned
+/// thread ping-pong when it selects it and drops it when it does not.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn cpu_and_comm_filters() {
+    use tracer::filter::Filter;
+    let comm = {
+        let c = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
+        c.trim().to_owned()
+    };
+    let cases = [
+        ("cpu 1", Filter::new(&[], &[], None, Some(&[1]), false).unwrap(), true),
+        ("cpu 0", Filter::new(&[], &[], None, Some(&[0]), false).unwrap(), false),
+        (
+            "comm of the workload",
+            Filter::new(&[], &[], Some(&comm), None, false).unwrap(),
+            true,
+        ),
+        (
+            "another comm",
+            Filter::new(&[], &[], Some("no-such-task"), None, false).unwrap(),
+            false,
+        ),
+    ];
+    for (name, filter, wanted) in cases {
+        let probes = Probes::attach(ProbeOptions {
+            metrics: MetricSet::ALL,
+            filter,
+            per_process: false,
+        })
+        .unwrap();
+        let before = probes.snapshot().unwrap();
+        // The workload threads inherit this thread's name.
+        let outcome = workload::run(&Spec::new(PingPong::Threads, 1, 20_000)).unwrap();
+        let delta = probes.snapshot().unwrap().since(&before);
+        let thread: u64 = (0..delta.per_cpu_counts.len())
+            .map(|cpu| delta.cpu_switches(cpu, Class::Thread))
+            .sum();
+        let truth = outcome.switches();
+        eprintln!("{name}: thread {thread}, kernel {truth}");
+        if wanted {
+            assert!(thread as f64 >= 0.99 * truth as f64, "{name}: {thread} of {truth}");
+            // Latencies of a filtered run still come out.
+            assert!(delta.latency(Metric::Oncpu).unwrap()[Class::Thread.index()].count() > 0);
+        } else {
+            assert!(
+                (thread as f64) < 0.01 * truth as f64,
+                "{name}: {thread} of {truth} got through"
+            );
+        }
     }
 }

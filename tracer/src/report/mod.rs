@@ -77,7 +77,7 @@ pub struct Processes {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcessReport {
     pub tgid: u32,
-    /// Task name, as the kernel had it when the process was first seen.
+    /// Process name: of its first task seen, or as of its last exec.
     pub comm: Vec<u8>,
     /// Switches taking one of its tasks out, by class index.
     pub out: [u64; 4],
