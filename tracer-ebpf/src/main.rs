@@ -406,10 +406,8 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
     let child = task_ids(ctx.arg(1));
     let (parent_tgid, child_tgid) = (parent.tgid as u32, child.tgid as u32);
     // SAFETY: plain lookup of a u32 key.
-    if parent_tgid != child_tgid
-        && unsafe { TGIDS.get(&parent_tgid) }.is_some()
-        && TGIDS.insert(&child_tgid, &1, 0).is_err()
-    {
+    let parent_traced = unsafe { TGIDS.get(&parent_tgid) }.is_some();
+    if parent_tgid != child_tgid && parent_traced && TGIDS.insert(&child_tgid, &1, 0).is_err() {
         error!(&ctx, "TGIDS is full: process {} is not traced", child_tgid);
     }
     0
@@ -436,9 +434,10 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
     let tgid = task_ids(p).tgid as u32;
     // SAFETY: `p` is a tp_btf task pointer and the offset is that of `comm`, a char[16].
     let comm: [u8; 16] = unsafe { task_field(p, global(&TASK_COMM_OFFSET)) };
-    if COMMS.insert(&tgid, &comm, 0).is_err() {
-        // Full: the report shows this process under its older name, if any.
-        return 0;
+    // Only processes already counted; the others get their name when first
+    // seen. When the map is full the report keeps the older name.
+    if PROCS.get_ptr(&tgid).is_some() {
+        let _ = COMMS.insert(&tgid, &comm, 0);
     }
     0
 }
