@@ -53,3 +53,23 @@ fn bad_input_is_one_clear_error() {
     rejects(&["--bogus"], "unexpected argument '--bogus'");
     rejects(&["-d"], "a value is required");
 }
+
+/// Targets that do not exist are refused before anything is attached (so
+/// also without root).
+#[test]
+fn missing_targets_are_refused_up_front() {
+    for (args, message) in [
+        (&["-p", "4000000000"][..], "no process with pid 4000000000"),
+        (&["-t", "4000000000"][..], "no thread with tid 4000000000"),
+        (&["--cpu", "4000"][..], "CPU 4000 does not exist"),
+        (&["-c", "a-name-far-too-long"][..], "longer than the kernel's 15 bytes"),
+    ] {
+        let out = tracer().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    rejects(&["--cpu", "3-1"], "is not a CPU list");
+    rejects(&["-m", "cost"], "unknown metric `cost`");
+}

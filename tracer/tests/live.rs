@@ -739,3 +739,22 @@ fn cpu_and_comm_filters() {
         }
     }
 }
+
+/// Under sudo, `-- COMMAND` runs as the invoking user (SUDO_UID/SUDO_GID),
+/// not as root, and its exit status becomes tracer's.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn command_runs_as_the_sudo_user_and_passes_its_status() {
+    let out = tracer_cmd()
+        .args(["--json", "-m", "none", "--", "sh", "-c", "id -u; id -g; exit 3"])
+        .env("SUDO_UID", "65534")
+        .env("SUDO_GID", "65534")
+        .env("SUDO_USER", "nobody")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    let ids: Vec<&str> = stdout.lines().filter(|l| !l.starts_with('{')).collect();
+    assert_eq!(ids, ["65534", "65534"], "{stdout}");
+    parse_report(stdout.lines().find(|l| l.starts_with('{')).unwrap());
+}
