@@ -89,6 +89,7 @@ pub const FILTER_TGID: u32 = 1;
 pub const FILTER_TID: u32 = 2;
 pub const FILTER_COMM: u32 = 4;
 pub const FILTER_CPU: u32 = 8;
+pub const FILTER_CGROUP: u32 = 16;
 
 /// Capacity of [`TGIDS_MAP`]: processes named with `--pid`, or the process
 /// tree of `-- COMMAND` (entries go away when a process is freed).
@@ -141,6 +142,34 @@ pub const GLOBAL_FILTER: &str = "FILTER";
 pub const GLOBAL_COMM: &str = "FILTER_COMM_NAME";
 /// Load-time global: byte offset of `task_struct.comm`.
 pub const GLOBAL_COMM_OFFSET: &str = "TASK_COMM_OFFSET";
+/// Load-time global: `CgroupFilter`, for `FILTER_CGROUP`.
+pub const GLOBAL_CGROUP: &str = "FILTER_CGROUP_SPEC";
+
+/// Where a task's cgroup v2 ancestors are, and which one to look for: the
+/// offsets come from the running kernel's BTF, the cgroup from `--cgroup`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CgroupFilter {
+    /// The wanted cgroup's id (its inode number in cgroupfs).
+    pub id: u64,
+    /// Its depth below the root (the root is 0).
+    pub level: u32,
+    /// `task_struct.cgroups`.
+    pub task_cgroups: u32,
+    /// `css_set.dfl_cgrp`.
+    pub dfl_cgrp: u32,
+    /// `cgroup.level`.
+    pub cgroup_level: u32,
+    /// `cgroup.ancestors` (pointers) or `cgroup.ancestor_ids` (ids).
+    pub ancestors: u32,
+    /// Non-zero: `ancestors` holds ids; zero: pointers to follow to `kn->id`.
+    pub ancestor_ids: u32,
+    /// `cgroup.kn`.
+    pub kn: u32,
+    /// `kernfs_node.id`.
+    pub kn_id: u32,
+}
+
 /// Load-time global: non-zero to keep [`PROCS_MAP`].
 pub const GLOBAL_PER_PROCESS: &str = "PER_PROCESS";
 /// Load-time global: non-zero to add the children of traced processes to
@@ -176,6 +205,8 @@ mod pod {
     unsafe impl aya::Pod for super::CpuState {}
     // SAFETY: `#[repr(C)]`, only `u64` fields, no padding; every bit pattern is valid.
     unsafe impl aya::Pod for super::ProcCounts {}
+    // SAFETY: `#[repr(C)]`, a `u64` then eight `u32`s, no padding; every bit pattern is valid.
+    unsafe impl aya::Pod for super::CgroupFilter {}
     // SAFETY: `#[repr(C)]`, only `u64` fields, no padding; every bit pattern is valid.
     unsafe impl aya::Pod for crate::hist::Histogram {}
 }

@@ -19,7 +19,7 @@ mod task_storage;
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
+    helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_kernel},
     macros::{btf_map, btf_tracepoint, map},
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
     programs::BtfTracePointContext,
@@ -30,8 +30,8 @@ use tracer_common::{
     class::{NUM_CLASSES, PREEMPTED, TaskIds, VOLUNTARY, classify, is_voluntary},
     hist::{Histogram, bucket_index},
     maps::{
-        CpuState, FILTER_COMM, FILTER_CPU, FILTER_TGID, FILTER_TID, MAX_CPUS, MAX_PROCS, MAX_TGIDS, MAX_TIDS, Metric,
-        NUM_METRICS, ProcCounts, TaskTimes,
+        CgroupFilter, CpuState, FILTER_CGROUP, FILTER_COMM, FILTER_CPU, FILTER_TGID, FILTER_TID, MAX_CPUS, MAX_PROCS,
+        MAX_TGIDS, MAX_TIDS, Metric, NUM_METRICS, ProcCounts, TaskTimes,
     },
 };
 
@@ -55,6 +55,19 @@ static FILTER: u32 = 0;
 /// The task name for `FILTER_COMM`, NUL-padded.
 #[unsafe(no_mangle)]
 static FILTER_COMM_NAME: [u8; 16] = [0; 16];
+/// The cgroup for `FILTER_CGROUP`, and the offsets to find a task's.
+#[unsafe(no_mangle)]
+static FILTER_CGROUP_SPEC: CgroupFilter = CgroupFilter {
+    id: 0,
+    level: 0,
+    task_cgroups: 0,
+    dfl_cgrp: 0,
+    cgroup_level: 0,
+    ancestors: 0,
+    ancestor_ids: 0,
+    kn: 0,
+    kn_id: 0,
+};
 /// Non-zero to count switches per process in `PROCS`.
 #[unsafe(no_mangle)]
 static PER_PROCESS: u8 = 0;
@@ -139,6 +152,9 @@ fn task_selected(filter: u32, task: *const u8, ids: &TaskIds) -> bool {
     if filter & FILTER_TID != 0 && unsafe { TIDS.get(&pid) }.is_none() {
         return false;
     }
+    if filter & FILTER_CGROUP != 0 && !in_cgroup(task) {
+        return false;
+    }
     if filter & FILTER_COMM != 0 {
         let want = global(&FILTER_COMM_NAME);
         // SAFETY: `task` is a tp_btf task pointer and the offset is that of `comm`, a char[16].
@@ -155,6 +171,41 @@ fn task_selected(filter: u32, task: *const u8, ids: &TaskIds) -> bool {
         }
     }
     true
+}
+
+/// Reads a `T` at `addr` in kernel memory; `None` if unreadable.
+#[inline(always)]
+fn kread<T>(addr: u64) -> Option<T> {
+    // SAFETY: bpf_probe_read_kernel checks the address and fails cleanly.
+    unsafe { bpf_probe_read_kernel(addr as *const T) }.ok()
+}
+
+/// Whether `task` is in the wanted cgroup v2 or below it: its cgroup's
+/// ancestor at the wanted cgroup's level is that cgroup.
+#[inline(always)]
+fn in_cgroup(task: *const u8) -> bool {
+    let f = global(&FILTER_CGROUP_SPEC);
+    let Some(css_set) = kread::<u64>(task as u64 + u64::from(f.task_cgroups)) else {
+        return false;
+    };
+    let Some(cgrp) = kread::<u64>(css_set + u64::from(f.dfl_cgrp)) else {
+        return false;
+    };
+    let Some(level) = kread::<i32>(cgrp + u64::from(f.cgroup_level)) else {
+        return false;
+    };
+    if level < f.level as i32 {
+        return false;
+    }
+    let slot = cgrp + u64::from(f.ancestors) + u64::from(f.level) * 8;
+    let id = if f.ancestor_ids != 0 {
+        kread::<u64>(slot)
+    } else {
+        kread::<u64>(slot)
+            .and_then(|ancestor| kread::<u64>(ancestor + u64::from(f.kn)))
+            .and_then(|kn| kread::<u64>(kn + u64::from(f.kn_id)))
+    };
+    id == Some(f.id)
 }
 
 /// Under the filters: whether `(prev, next)` pass the task filters (both true
@@ -174,7 +225,7 @@ fn selection(
             return None;
         }
     }
-    if filter & (FILTER_TGID | FILTER_TID | FILTER_COMM) == 0 {
+    if filter & (FILTER_TGID | FILTER_TID | FILTER_COMM | FILTER_CGROUP) == 0 {
         return Some((true, true));
     }
     let sel = (

@@ -45,6 +45,24 @@ pub struct TaskOffsets {
     pub comm: u32,
 }
 
+/// Where a cgroup keeps its ancestors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ancestors {
+    /// `struct cgroup *ancestors[]`, each to be followed to `kn->id`.
+    Pointers { array: u32, kn: u32, kn_id: u32 },
+    /// `u64 ancestor_ids[]`.
+    Ids { array: u32 },
+}
+
+/// Byte offsets of the chain from a task to its cgroup v2 ancestors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CgroupOffsets {
+    pub task_cgroups: u32,
+    pub dfl_cgrp: u32,
+    pub level: u32,
+    pub ancestors: Ancestors,
+}
+
 /// The running kernel's BTF, parsed.
 pub struct KernelBtf {
     btf: Btf,
@@ -70,10 +88,34 @@ impl KernelBtf {
     /// Offsets of `task_struct.pid`, `.tgid` and `.flags`.
     pub fn task_offsets(&self) -> Result<TaskOffsets, BtfError> {
         Ok(TaskOffsets {
-            pid: self.member_offset("task_struct", "pid", 4)?,
-            tgid: self.member_offset("task_struct", "tgid", 4)?,
-            flags: self.member_offset("task_struct", "flags", 4)?,
-            comm: self.member_offset("task_struct", "comm", 16)?,
+            pid: self.member_offset("task_struct", "pid", Some(4))?,
+            tgid: self.member_offset("task_struct", "tgid", Some(4))?,
+            flags: self.member_offset("task_struct", "flags", Some(4))?,
+            comm: self.member_offset("task_struct", "comm", Some(16))?,
+        })
+    }
+
+    /// Offsets to find a task's cgroup v2 ancestors, for `--cgroup`:
+    /// `task->cgroups->dfl_cgrp`, then `cgroup->level` and either
+    /// `cgroup->ancestors[level]->kn->id` (Linux 5.18+) or
+    /// `cgroup->ancestor_ids[level]` (older).
+    pub fn cgroup_offsets(&self) -> Result<CgroupOffsets, BtfError> {
+        let ancestors = match self.member_offset("cgroup", "ancestors", None) {
+            Ok(off) => Ancestors::Pointers {
+                array: off,
+                kn: self.member_offset("cgroup", "kn", Some(8))?,
+                kn_id: self.member_offset("kernfs_node", "id", Some(8))?,
+            },
+            Err(BtfError::NoMember { .. }) => Ancestors::Ids {
+                array: self.member_offset("cgroup", "ancestor_ids", None)?,
+            },
+            Err(e) => return Err(e),
+        };
+        Ok(CgroupOffsets {
+            task_cgroups: self.member_offset("task_struct", "cgroups", Some(8))?,
+            dfl_cgrp: self.member_offset("css_set", "dfl_cgrp", Some(8))?,
+            level: self.member_offset("cgroup", "level", Some(4))?,
+            ancestors,
         })
     }
 
@@ -87,7 +129,13 @@ impl KernelBtf {
 
     /// Byte offset of `strukt.member`, looking inside anonymous struct and
     /// union members (e.g. the randomized-layout block of `task_struct`).
-    fn member_offset(&self, strukt: &'static str, member: &'static str, expected_size: usize) -> Result<u32, BtfError> {
+    /// `expected_size`: the member's size in bytes, checked when given.
+    fn member_offset(
+        &self,
+        strukt: &'static str,
+        member: &'static str,
+        expected_size: Option<usize>,
+    ) -> Result<u32, BtfError> {
         let types = self.btf.resolve_types_by_name(strukt).unwrap_or_default();
         let Some(Type::Struct(s)) = types
             .into_iter()
@@ -99,12 +147,12 @@ impl KernelBtf {
             .find_member(&s.members, member, 0)?
             .ok_or(BtfError::NoMember { strukt, member })?;
         let size = self.type_size(&ty)?;
-        if size != expected_size || bit_offset % 8 != 0 {
+        if expected_size.is_some_and(|e| e != size) || bit_offset % 8 != 0 {
             return Err(BtfError::UnexpectedMember {
                 strukt,
                 member,
                 found: size,
-                expected: expected_size,
+                expected: expected_size.unwrap_or(size),
                 bit_offset,
             });
         }
@@ -145,6 +193,7 @@ impl KernelBtf {
         for _ in 0..16 {
             match ty {
                 Type::Int(i) => return Ok(i.size()),
+                Type::Ptr(_) => return Ok(8),
                 Type::Enum(e) => return Ok(e.size()),
                 Type::Array(a) => {
                     let elem = self.btf.resolve_chained_type(&a)?;
@@ -186,6 +235,11 @@ mod tests {
         assert_eq!(off.tgid, off.pid + 4, "{off:?}");
         assert!(off.flags > 0 && off.flags < off.pid, "{off:?}");
         assert!(off.comm > off.tgid, "{off:?}");
+        let cg = btf.cgroup_offsets().unwrap();
+        assert!(
+            matches!(cg.ancestors, Ancestors::Pointers { .. } | Ancestors::Ids { .. }),
+            "{cg:?}"
+        );
         assert!(btf.has_tracepoint("sched_switch"));
         assert!(!btf.has_tracepoint("no_such_tracepoint_xyz"));
     }

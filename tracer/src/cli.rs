@@ -97,6 +97,11 @@ pub struct Cli {
     #[arg(long = "cpu", value_name = "LIST", value_parser = parse_cpus)]
     pub cpus: Option<CpuList>,
 
+    /// Trace only switches where prev or next is in this cgroup v2 or below
+    /// it (a directory under the cgroup2 mount, or a path relative to it).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+
     /// Add a table of switches per process (JSON: "processes"), by class,
     /// out (one of its tasks leaves the CPU) and in.
     #[arg(long)]

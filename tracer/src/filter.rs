@@ -2,9 +2,15 @@
 //! against the running system before anything is attached; evaluated in the
 //! kernel.
 
-use std::{fs, path::Path};
+use std::{
+    fs,
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+};
 
-use tracer_common::maps::{FILTER_COMM, FILTER_CPU, FILTER_TGID, FILTER_TID, MAX_CPUS, MAX_TGIDS, MAX_TIDS};
+use tracer_common::maps::{
+    FILTER_CGROUP, FILTER_COMM, FILTER_CPU, FILTER_TGID, FILTER_TID, MAX_CPUS, MAX_TGIDS, MAX_TIDS,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FilterError {
@@ -22,6 +28,12 @@ pub enum FilterError {
     CommTooLong(String),
     #[error("task name must not be empty")]
     CommEmpty,
+    #[error("cgroup `{0}` does not exist")]
+    NoCgroup(String),
+    #[error(
+        "`{0}` is not a cgroup v2 directory (give a directory under the cgroup2 mount, e.g. /sys/fs/cgroup/system.slice)"
+    )]
+    NotCgroup2(String),
     #[error("too many {what}: at most {max}")]
     TooMany { what: &'static str, max: u32 },
 }
@@ -47,6 +59,81 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, FilterError> {
     Ok(cpus)
 }
 
+/// A cgroup v2 to trace, with everything below it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CgroupTarget {
+    /// The kernel's id of the cgroup: its inode number in cgroupfs.
+    pub id: u64,
+    /// Its depth below the hierarchy's root (the root is 0).
+    pub level: u32,
+}
+
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+/// Finds the cgroup v2 directory `path` names: as given, or relative to the
+/// cgroup2 mount.
+pub fn resolve_cgroup(path: &str) -> Result<CgroupTarget, FilterError> {
+    let mounts = cgroup2_mounts();
+    let given = Path::new(path);
+    let candidates: Vec<PathBuf> = if given.is_absolute() {
+        vec![given.to_owned()]
+    } else {
+        std::iter::once(given.to_owned())
+            .chain(mounts.iter().map(|(mount, _)| mount.join(given)))
+            .collect()
+    };
+    let dir = candidates
+        .iter()
+        .find_map(|c| c.canonicalize().ok().filter(|c| c.is_dir()))
+        .ok_or_else(|| FilterError::NoCgroup(path.to_owned()))?;
+    let not_v2 = || FilterError::NotCgroup2(path.to_owned());
+    if !is_cgroup2(&dir) {
+        return Err(not_v2());
+    }
+    let (mount, root) = mounts
+        .iter()
+        .filter(|(mount, _)| dir.starts_with(mount))
+        .max_by_key(|(mount, _)| mount.as_os_str().len())
+        .ok_or_else(not_v2)?;
+    let below_mount = dir.strip_prefix(mount).map_err(|_| not_v2())?.components().count();
+    let root_depth = Path::new(root)
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .count();
+    let id = fs::metadata(&dir)
+        .map_err(|_| FilterError::NoCgroup(path.to_owned()))?
+        .ino();
+    Ok(CgroupTarget {
+        id,
+        level: (root_depth + below_mount) as u32,
+    })
+}
+
+fn is_cgroup2(dir: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: an all-zero statfs is valid; statfs fills it from a NUL-terminated path.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == CGROUP2_SUPER_MAGIC }
+}
+
+/// cgroup2 mounts: (mount point, root of the hierarchy it shows).
+fn cgroup2_mounts() -> Vec<(PathBuf, String)> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|line| {
+            let (pre, post) = line.split_once(" - ")?;
+            if post.split_whitespace().next()? != "cgroup2" {
+                return None;
+            }
+            let fields: Vec<&str> = pre.split_whitespace().collect();
+            Some((PathBuf::from(fields.get(4)?), (*fields.get(3)?).to_owned()))
+        })
+        .collect()
+}
+
 /// The filters, validated.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Filter {
@@ -55,6 +142,8 @@ pub struct Filter {
     /// NUL-padded task name.
     pub comm: Option<[u8; 16]>,
     pub cpus: Option<Vec<usize>>,
+    /// Tasks in this cgroup v2 or below it.
+    pub cgroup: Option<CgroupTarget>,
     /// Trace the process tree of a command started by tracer (its pid is
     /// added once it exists).
     pub command: bool,
@@ -76,6 +165,9 @@ impl Filter {
         if self.cpus.is_some() {
             bits |= FILTER_CPU;
         }
+        if self.cgroup.is_some() {
+            bits |= FILTER_CGROUP;
+        }
         bits
     }
 
@@ -85,6 +177,7 @@ impl Filter {
         tids: &[u32],
         comm: Option<&str>,
         cpus: Option<&[usize]>,
+        cgroup: Option<&str>,
         command: bool,
     ) -> Result<Self, FilterError> {
         if tgids.len() > MAX_TGIDS as usize / 2 {
@@ -127,6 +220,7 @@ impl Filter {
             tids: tids.to_vec(),
             comm,
             cpus: cpus.map(<[usize]>::to_vec),
+            cgroup: cgroup.map(resolve_cgroup).transpose()?,
             command,
         })
     }
@@ -174,26 +268,29 @@ mod tests {
     #[test]
     fn checks_against_the_machine() {
         let me = std::process::id();
-        assert!(Filter::new(&[me], &[], None, None, false).is_ok());
-        assert_eq!(Filter::new(&[me], &[], None, None, false).unwrap().bits(), FILTER_TGID);
+        assert!(Filter::new(&[me], &[], None, None, None, false).is_ok());
+        assert_eq!(
+            Filter::new(&[me], &[], None, None, None, false).unwrap().bits(),
+            FILTER_TGID
+        );
         // pid_max is at most 2^22: this pid cannot exist.
         assert_eq!(
-            Filter::new(&[u32::MAX - 1], &[], None, None, false),
+            Filter::new(&[u32::MAX - 1], &[], None, None, None, false),
             Err(FilterError::NoProcess(u32::MAX - 1))
         );
         assert_eq!(
-            Filter::new(&[], &[u32::MAX - 1], None, None, false),
+            Filter::new(&[], &[u32::MAX - 1], None, None, None, false),
             Err(FilterError::NoThread(u32::MAX - 1))
         );
         assert!(matches!(
-            Filter::new(&[], &[], Some("a-name-that-is-too-long"), None, false),
+            Filter::new(&[], &[], Some("a-name-that-is-too-long"), None, None, false),
             Err(FilterError::CommTooLong(_))
         ));
-        let f = Filter::new(&[], &[], Some("bash"), Some(&[0]), false).unwrap();
+        let f = Filter::new(&[], &[], Some("bash"), Some(&[0]), None, false).unwrap();
         assert_eq!(f.comm.unwrap()[..5], *b"bash\0");
         assert_eq!(f.bits(), FILTER_COMM | FILTER_CPU);
         assert!(matches!(
-            Filter::new(&[], &[], None, Some(&[4095]), false),
+            Filter::new(&[], &[], None, Some(&[4095]), None, false),
             Err(FilterError::NoCpu { cpu: 4095, .. })
         ));
     }
@@ -210,12 +307,25 @@ mod tests {
         let tid = rx.recv().unwrap();
         let me = std::process::id();
         assert_eq!(
-            Filter::new(&[tid], &[], None, None, false),
+            Filter::new(&[tid], &[], None, None, None, false),
             Err(FilterError::NotAProcess(tid, me))
         );
-        assert!(Filter::new(&[], &[tid], None, None, false).is_ok());
+        assert!(Filter::new(&[], &[tid], None, None, None, false).is_ok());
         done_tx.send(()).unwrap();
         t.join().unwrap();
+    }
+
+    #[test]
+    fn cgroups() {
+        assert!(matches!(
+            resolve_cgroup("/nonexistent/cgroup"),
+            Err(FilterError::NoCgroup(_))
+        ));
+        assert!(matches!(resolve_cgroup("/tmp"), Err(FilterError::NotCgroup2(_))));
+        if let Some((mount, root)) = cgroup2_mounts().into_iter().next() {
+            let top = resolve_cgroup(mount.to_str().unwrap()).unwrap();
+            assert_eq!(top.level as usize, Path::new(&root).components().count() - 1);
+        }
     }
 
     proptest::proptest! {

@@ -13,16 +13,16 @@ use tracer_common::{
     class::NUM_CLASSES,
     hist::Histogram,
     maps::{
-        COMMS_MAP, CPU_MAP, CPUS_MAP, CpuState, FILTER_TGID, GLOBAL_COMM, GLOBAL_COMM_OFFSET, GLOBAL_FILTER,
-        GLOBAL_FLAGS_OFFSET, GLOBAL_FOLLOW_CHILDREN, GLOBAL_METRICS, GLOBAL_PER_PROCESS, GLOBAL_PID_OFFSET,
-        GLOBAL_TGID_OFFSET, HISTS_MAP, PROCS_MAP, PROG_SCHED_EXIT, PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_FORK,
-        PROG_SCHED_PROCESS_FREE, PROG_SCHED_SWITCH, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, ProcCounts, TGIDS_MAP,
-        TIDS_MAP,
+        COMMS_MAP, CPU_MAP, CPUS_MAP, CgroupFilter, CpuState, FILTER_TGID, GLOBAL_CGROUP, GLOBAL_COMM,
+        GLOBAL_COMM_OFFSET, GLOBAL_FILTER, GLOBAL_FLAGS_OFFSET, GLOBAL_FOLLOW_CHILDREN, GLOBAL_METRICS,
+        GLOBAL_PER_PROCESS, GLOBAL_PID_OFFSET, GLOBAL_TGID_OFFSET, HISTS_MAP, PROCS_MAP, PROG_SCHED_EXIT,
+        PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_FORK, PROG_SCHED_PROCESS_FREE, PROG_SCHED_SWITCH,
+        PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, ProcCounts, TGIDS_MAP, TIDS_MAP,
     },
 };
 
 use crate::{
-    btf::{BtfError, KernelBtf, TaskOffsets},
+    btf::{Ancestors, BtfError, KernelBtf, TaskOffsets},
     filter::Filter,
     metrics::{Metric, MetricSet},
     privilege::{self, PrivilegeError},
@@ -108,6 +108,28 @@ impl Probes {
                 format!("this kernel has no `{SCHED_EXIT_TP}` tracepoint (added in Linux 6.16)"),
             ));
         }
+        let cgroup = match &opts.filter.cgroup {
+            None => CgroupFilter::default(),
+            Some(target) => {
+                let off = kernel_btf.cgroup_offsets()?;
+                log::info!("cgroup offsets from kernel BTF: {off:?}");
+                let (ancestors, ancestor_ids, kn, kn_id) = match off.ancestors {
+                    Ancestors::Pointers { array, kn, kn_id } => (array, 0, kn, kn_id),
+                    Ancestors::Ids { array } => (array, 1, 0, 0),
+                };
+                CgroupFilter {
+                    id: target.id,
+                    level: target.level,
+                    task_cgroups: off.task_cgroups,
+                    dfl_cgrp: off.dfl_cgrp,
+                    cgroup_level: off.level,
+                    ancestors,
+                    ancestor_ids,
+                    kn,
+                    kn_id,
+                }
+            }
+        };
         drop(kernel_btf);
 
         let btf = aya::Btf::from_sys_fs()?;
@@ -125,6 +147,7 @@ impl Probes {
             .override_global(GLOBAL_METRICS, &metrics, true)
             .override_global(GLOBAL_FILTER, &filter, true)
             .override_global(GLOBAL_COMM, &comm, true)
+            .override_global(GLOBAL_CGROUP, &cgroup, true)
             .override_global(GLOBAL_PER_PROCESS, &per_process, true)
             .override_global(GLOBAL_FOLLOW_CHILDREN, &follow, true)
             // TASK_TIMES (task storage) is only used by the kernel programs.

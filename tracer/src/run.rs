@@ -79,6 +79,7 @@ pub async fn trace(cli: &Cli) -> Result<u8, RunError> {
         &cli.tids,
         cli.comm.as_deref(),
         cli.cpus.as_ref().map(|c| c.0.as_slice()),
+        cli.cgroup.as_deref(),
         !cli.run.is_empty(),
     )?;
     let loading = std::time::Instant::now();
@@ -122,10 +123,12 @@ pub async fn trace(cli: &Cli) -> Result<u8, RunError> {
         command = Some(tokio::task::spawn_blocking(move || command::wait(pid)));
     }
     if !cli.json {
-        let what = if cli.run.is_empty() {
-            "system-wide".to_owned()
-        } else {
+        let what = if !cli.run.is_empty() {
             format!("of `{}`", cli.run.join(" "))
+        } else if filter.bits() != 0 {
+            "that match the filters".to_owned()
+        } else {
+            "system-wide".to_owned()
         };
         let until = match (cli.duration, &command) {
             (Some(d), _) => format!("for {}", crate::report::fmt_ns(d.as_nanos() as u64)),

@@ -698,16 +698,24 @@ fn cpu_and_comm_filters() {
         c.trim().to_owned()
     };
     let cases = [
-        ("cpu 1", Filter::new(&[], &[], None, Some(&[1]), false).unwrap(), true),
-        ("cpu 0", Filter::new(&[], &[], None, Some(&[0]), false).unwrap(), false),
+        (
+            "cpu 1",
+            Filter::new(&[], &[], None, Some(&[1]), None, false).unwrap(),
+            true,
+        ),
+        (
+            "cpu 0",
+            Filter::new(&[], &[], None, Some(&[0]), None, false).unwrap(),
+            false,
+        ),
         (
             "comm of the workload",
-            Filter::new(&[], &[], Some(&comm), None, false).unwrap(),
+            Filter::new(&[], &[], Some(&comm), None, None, false).unwrap(),
             true,
         ),
         (
             "another comm",
-            Filter::new(&[], &[], Some("no-such-task"), None, false).unwrap(),
+            Filter::new(&[], &[], Some("no-such-task"), None, None, false).unwrap(),
             false,
         ),
     ];
@@ -753,8 +761,104 @@ fn command_runs_as_the_sudo_user_and_passes_its_status() {
         .output()
         .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(3), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ids: Vec<&str> = stdout.lines().filter(|l| !l.starts_with('{')).collect();
     assert_eq!(ids, ["65534", "65534"], "{stdout}");
     parse_report(stdout.lines().find(|l| l.starts_with('{')).unwrap());
+}
+
+/// A cgroup v2 made for the test, removed when dropped.
+struct TestCgroup(std::path::PathBuf);
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(self.0.join("sub"));
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// `--cgroup`: a workload in a child cgroup of the named one is traced, an
+/// identical one outside is not.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn cgroup_filter_keeps_the_subtree() {
+    use std::io::Write as _;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let Some(mount) = mountinfo.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        (post.split_whitespace().next()? == "cgroup2").then(|| pre.split_whitespace().nth(4).map(str::to_owned))?
+    }) else {
+        eprintln!("skipped: this kernel has no cgroup v2 hierarchy mounted");
+        return;
+    };
+    let cg = TestCgroup(std::path::Path::new(&mount).join(format!("tracer-test-{}", std::process::id())));
+    std::fs::create_dir_all(cg.0.join("sub")).unwrap();
+    let exe = env!("CARGO_BIN_EXE_tracer");
+    let helper = |cpu: &str| {
+        Reaper(
+            Command::new(exe)
+                .args([
+                    "ping-pong",
+                    "--kind",
+                    "threads",
+                    "--round-trips",
+                    "50000",
+                    "--wait-stdin",
+                    "--cpu",
+                    cpu,
+                ])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let (mut wanted, mut unwanted) = (helper("1"), helper("0"));
+    std::fs::write(cg.0.join("sub/cgroup.procs"), wanted.0.id().to_string()).unwrap();
+    let mut tracer = Reaper(
+        tracer_cmd()
+            .args(["--json", "-m", "none", "--cgroup", cg.0.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    for h in [&mut wanted, &mut unwanted] {
+        h.0.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    }
+    let mut truth = Vec::new();
+    for h in [&mut wanted, &mut unwanted] {
+        assert!(h.0.wait().unwrap().success());
+        let mut s = String::new();
+        std::io::Read::read_to_string(h.0.stdout.as_mut().unwrap(), &mut s).unwrap();
+        truth.push(
+            serde_json::from_str::<Value>(s.trim()).unwrap()["switches"]
+                .as_u64()
+                .unwrap(),
+        );
+    }
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(tracer.0.id() as i32, libc::SIGINT) };
+    assert!(tracer.0.wait().unwrap().success());
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(tracer.0.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    let thread = class_switches(&parse_report(stdout.trim()), "thread");
+    eprintln!(
+        "--cgroup: thread {thread}, wanted made {}, unwanted made {}",
+        truth[0], truth[1]
+    );
+    assert!(
+        thread as f64 >= 0.99 * truth[0] as f64,
+        "wanted: {thread} of {}",
+        truth[0]
+    );
+    assert!(
+        thread as f64 <= 1.01 * truth[0] as f64 + 200.0,
+        "unwanted got in: {thread}"
+    );
 }
