@@ -143,6 +143,20 @@ pub enum Command {
     /// prints one JSON line with what the kernel counted.
     #[command(hide = true)]
     PingPong(PingPongArgs),
+    /// Task churn with known ground truth, for tests: short-lived threads and
+    /// processes; prints one JSON line with what the kernel counted.
+    #[command(hide = true)]
+    Churn(ChurnArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ChurnArgs {
+    /// Short-lived threads to start (each sleeps three times, then exits).
+    #[arg(long, default_value_t = 50)]
+    pub threads: u32,
+    /// Short-lived child processes to fork (same).
+    #[arg(long, default_value_t = 50)]
+    pub processes: u32,
 }
 
 #[derive(Debug, Args)]

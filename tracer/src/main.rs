@@ -33,6 +33,18 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             ping_pong(args)?;
             return Ok(0);
         }
+        Some(Command::Churn(args)) => {
+            let c = workload::churn(args.threads, args.processes)?;
+            let line = serde_json::json!({
+                "tgid": std::process::id(),
+                "self_switches": c.self_switches,
+                "children_switches": c.children_switches,
+                "threads": c.threads,
+                "children": c.children,
+            });
+            print_quietly(&format!("{line}\n"))?;
+            return Ok(0);
+        }
         None => {}
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

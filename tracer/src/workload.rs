@@ -456,6 +456,63 @@ fn read_side_result(fd: RawFd) -> io::Result<SideResult> {
     Ok(result)
 }
 
+/// What a churn run did, by the kernel's own accounting.
+#[derive(Clone, Debug, Default)]
+pub struct Churn {
+    /// All switches of this process's threads, exited ones included, as of
+    /// the end (`getrusage(RUSAGE_SELF)`).
+    pub self_switches: u64,
+    /// All switches of the reaped children (`getrusage(RUSAGE_CHILDREN)`).
+    pub children_switches: u64,
+    pub threads: u32,
+    pub children: Vec<i32>,
+}
+
+/// Three 1 ms sleeps: three voluntary switches. Async-signal-safe.
+fn nap3() {
+    let ts = libc::timespec { tv_sec: 0, tv_nsec: 1_000_000 };
+    for _ in 0..3 {
+        // SAFETY: a valid timespec; the remainder is not wanted.
+        unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
+    }
+}
+
+/// Starts `threads` short-lived threads and `processes` short-lived child
+/// processes, waits for all of them, and returns the kernel's counts.
+pub fn churn(threads: u32, processes: u32) -> io::Result<Churn> {
+    let handles: Vec<_> = (0..threads).map(|_| std::thread::spawn(nap3)).collect();
+    let mut children = Vec::new();
+    for _ in 0..processes {
+        // SAFETY: the child only sleeps and _exits (async-signal-safe).
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if pid == 0 {
+            nap3();
+            // SAFETY: ends the child without running the parent's destructors.
+            unsafe { libc::_exit(0) };
+        }
+        children.push(pid);
+    }
+    for h in handles {
+        h.join().map_err(|_| io::Error::other("churn thread panicked"))?;
+    }
+    for &pid in &children {
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+    }
+    let (sv, si) = csw(libc::RUSAGE_SELF);
+    let (cv, ci) = csw(libc::RUSAGE_CHILDREN);
+    Ok(Churn {
+        self_switches: sv + si,
+        children_switches: cv + ci,
+        threads,
+        children,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -862,3 +862,46 @@ fn cgroup_filter_keeps_the_subtree() {
         "unwanted got in: {thread}"
     );
 }
+
+/// Task churn under `-- COMMAND --per-process`: many short-lived threads and
+/// processes. Every one of them is in the report, and per process `out`
+/// matches the kernel's accounting, allowing one switch per exiting thread
+/// (the kernel folds a thread's counters into its process before the
+/// thread's last switch).
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn churn_is_fully_accounted_per_process() {
+    let exe = env!("CARGO_BIN_EXE_tracer");
+    let out = tracer_cmd()
+        .args(["--json", "--per-process", "--top", "100000", "-m", "all", "--", exe, "churn"])
+        .args(["--threads", "60", "--processes", "60"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (helpers, report) = split_output(&String::from_utf8(out.stdout).unwrap());
+    parse_report(&report.to_string());
+    let truth = &helpers[0];
+    let procs = processes(&report);
+    let out_of = |tgid: u64| -> Option<u64> {
+        let p = procs.iter().find(|p| p["tgid"].as_u64() == Some(tgid))?;
+        Some(["thread", "process", "kernel", "idle"].iter().map(|c| p["out"][c].as_u64().unwrap()).sum())
+    };
+    let tgid = truth["tgid"].as_u64().unwrap();
+    let threads = truth["threads"].as_u64().unwrap();
+    let (seen, kernel) = (out_of(tgid).unwrap(), truth["self_switches"].as_u64().unwrap());
+    eprintln!("churn parent: out {seen}, kernel {kernel}, {threads} threads exited");
+    // Its own last switches (printing, exiting) come after the count: +20.
+    assert!(seen >= kernel && seen <= kernel + threads + 20, "parent: out {seen}, kernel {kernel}");
+    let children: Vec<u64> = truth["children"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect();
+    let mut children_out = 0;
+    for &child in &children {
+        children_out += out_of(child).unwrap_or_else(|| panic!("child {child} missing from the report"));
+    }
+    let kernel_children = truth["children_switches"].as_u64().unwrap();
+    eprintln!("churn children: out {children_out}, kernel {kernel_children}, {} processes exited", children.len());
+    assert!(
+        children_out >= kernel_children && children_out <= kernel_children + children.len() as u64,
+        "children: out {children_out}, kernel {kernel_children}"
+    );
+    assert!(report["processes_dropped"].as_u64() == Some(0));
+}
