@@ -470,7 +470,10 @@ pub struct Churn {
 
 /// Three 1 ms sleeps: three voluntary switches. Async-signal-safe.
 fn nap3() {
-    let ts = libc::timespec { tv_sec: 0, tv_nsec: 1_000_000 };
+    let ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 1_000_000,
+    };
     for _ in 0..3 {
         // SAFETY: a valid timespec; the remainder is not wanted.
         unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };

@@ -873,7 +873,17 @@ fn cgroup_filter_keeps_the_subtree() {
 fn churn_is_fully_accounted_per_process() {
     let exe = env!("CARGO_BIN_EXE_tracer");
     let out = tracer_cmd()
-        .args(["--json", "--per-process", "--top", "100000", "-m", "all", "--", exe, "churn"])
+        .args([
+            "--json",
+            "--per-process",
+            "--top",
+            "100000",
+            "-m",
+            "all",
+            "--",
+            exe,
+            "churn",
+        ])
         .args(["--threads", "60", "--processes", "60"])
         .output()
         .unwrap();
@@ -884,24 +894,131 @@ fn churn_is_fully_accounted_per_process() {
     let procs = processes(&report);
     let out_of = |tgid: u64| -> Option<u64> {
         let p = procs.iter().find(|p| p["tgid"].as_u64() == Some(tgid))?;
-        Some(["thread", "process", "kernel", "idle"].iter().map(|c| p["out"][c].as_u64().unwrap()).sum())
+        Some(
+            ["thread", "process", "kernel", "idle"]
+                .iter()
+                .map(|c| p["out"][c].as_u64().unwrap())
+                .sum(),
+        )
     };
     let tgid = truth["tgid"].as_u64().unwrap();
     let threads = truth["threads"].as_u64().unwrap();
     let (seen, kernel) = (out_of(tgid).unwrap(), truth["self_switches"].as_u64().unwrap());
     eprintln!("churn parent: out {seen}, kernel {kernel}, {threads} threads exited");
     // Its own last switches (printing, exiting) come after the count: +20.
-    assert!(seen >= kernel && seen <= kernel + threads + 20, "parent: out {seen}, kernel {kernel}");
-    let children: Vec<u64> = truth["children"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect();
+    assert!(
+        seen >= kernel && seen <= kernel + threads + 20,
+        "parent: out {seen}, kernel {kernel}"
+    );
+    let children: Vec<u64> = truth["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .collect();
     let mut children_out = 0;
     for &child in &children {
         children_out += out_of(child).unwrap_or_else(|| panic!("child {child} missing from the report"));
     }
     let kernel_children = truth["children_switches"].as_u64().unwrap();
-    eprintln!("churn children: out {children_out}, kernel {kernel_children}, {} processes exited", children.len());
+    eprintln!(
+        "churn children: out {children_out}, kernel {kernel_children}, {} processes exited",
+        children.len()
+    );
     assert!(
         children_out >= kernel_children && children_out <= kernel_children + children.len() as u64,
         "children: out {children_out}, kernel {kernel_children}"
     );
     assert!(report["processes_dropped"].as_u64() == Some(0));
+}
+
+/// A pinned pipe ping-pong between two threads that tell their tids first
+/// and start on `go`; returns the kernel's count of their switches.
+fn tid_ping_pong(
+    cpu: usize,
+    round_trips: u64,
+    tids: std::sync::mpsc::Sender<u32>,
+    go: std::sync::Arc<std::sync::Barrier>,
+) -> u64 {
+    let mut fds = [0i32; 4];
+    // SAFETY: two pipes into a four-element array.
+    unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        assert_eq!(libc::pipe(fds.as_mut_ptr().add(2)), 0);
+    }
+    let side = move |rx: i32,
+                     tx: i32,
+                     first: bool,
+                     tids: std::sync::mpsc::Sender<u32>,
+                     go: std::sync::Arc<std::sync::Barrier>| {
+        // SAFETY: an all-zero cpu_set_t is valid; pins this thread; gettid and
+        // getrusage have no preconditions; one-byte reads and writes on our pipes.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+            tids.send(libc::gettid() as u32).unwrap();
+            go.wait();
+            let mut ru: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
+            let before = ru.ru_nvcsw + ru.ru_nivcsw;
+            let mut b = [0u8];
+            for _ in 0..round_trips {
+                if first {
+                    libc::write(tx, b.as_ptr().cast(), 1);
+                    libc::read(rx, b.as_mut_ptr().cast(), 1);
+                } else {
+                    libc::read(rx, b.as_mut_ptr().cast(), 1);
+                    libc::write(tx, b.as_ptr().cast(), 1);
+                }
+            }
+            libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
+            (ru.ru_nvcsw + ru.ru_nivcsw - before) as u64
+        }
+    };
+    let (t2, g2) = (tids.clone(), go.clone());
+    let a = std::thread::spawn(move || side(fds[0], fds[3], true, tids, go));
+    let b = std::thread::spawn(move || side(fds[2], fds[1], false, t2, g2));
+    let n = a.join().unwrap() + b.join().unwrap();
+    // SAFETY: closes the pipes made above.
+    unsafe {
+        fds.iter().for_each(|&fd| {
+            libc::close(fd);
+        })
+    };
+    n
+}
+
+/// `--tid`: naming one thread of a ping-pong traces every switch of the
+/// pair (each involves it), and nothing of an identical pair beside it.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn tid_filter_keeps_one_thread() {
+    use std::sync::{Arc, Barrier, mpsc};
+    let go = Arc::new(Barrier::new(5)); // four workers and this thread
+    let (tx, rx) = mpsc::channel();
+    let (g1, t1) = (go.clone(), tx.clone());
+    let wanted = std::thread::spawn(move || tid_ping_pong(1, 30_000, t1, g1));
+    let wanted_tids = [rx.recv().unwrap(), rx.recv().unwrap()];
+    let (g2, t2) = (go.clone(), tx);
+    let unwanted = std::thread::spawn(move || tid_ping_pong(0, 30_000, t2, g2));
+    let _ = [rx.recv().unwrap(), rx.recv().unwrap()];
+    let filter = tracer::filter::Filter::new(&[], &wanted_tids[..1], None, None, None, false).unwrap();
+    let probes = Probes::attach(ProbeOptions {
+        metrics: MetricSet::NONE,
+        filter,
+        per_process: false,
+    })
+    .unwrap();
+    let before = probes.snapshot().unwrap();
+    go.wait();
+    let (truth, other) = (wanted.join().unwrap(), unwanted.join().unwrap());
+    let delta = probes.snapshot().unwrap().since(&before);
+    let thread = delta.counts().by_class[Class::Thread.index()].iter().sum::<u64>();
+    eprintln!("--tid: thread {thread}, wanted pair made {truth}, unwanted pair made {other}");
+    assert!(thread as f64 >= 0.99 * truth as f64, "{thread} of {truth}");
+    assert!(
+        thread as f64 <= 1.01 * truth as f64 + 200.0,
+        "unwanted got in: {thread} vs {truth}"
+    );
 }
