@@ -6,7 +6,7 @@ use std::{
     ffi::{CString, OsStr},
     io,
     os::{
-        fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+        fd::{AsRawFd, OwnedFd, RawFd},
         unix::ffi::OsStrExt,
     },
 };
@@ -76,16 +76,6 @@ pub struct Launched {
     cmd: String,
 }
 
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 succeeded, so both are fresh descriptors we now own.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 /// Forks the command; it waits before exec until released.
 pub fn launch(argv: &[String]) -> Result<Launched, CommandError> {
     let cmd = argv.join(" ");
@@ -102,8 +92,8 @@ pub fn launch(argv: &[String]) -> Result<Launched, CommandError> {
     arg_ptrs.push(std::ptr::null());
     let program = CString::new(program.as_bytes()).map_err(|_| CommandError::Nul)?;
     let creds = sudo_credentials()?;
-    let (gate_rx, gate_tx) = pipe().map_err(start)?;
-    let (err_rx, err_tx) = pipe().map_err(start)?;
+    let (gate_rx, gate_tx) = crate::sys::pipe().map_err(start)?;
+    let (err_rx, err_tx) = crate::sys::pipe().map_err(start)?;
 
     // SAFETY: the child only makes async-signal-safe calls (read, setgroups,
     // setgid, setuid, execvp, write, _exit) on data prepared before the fork.

@@ -17,6 +17,7 @@ pub mod report;
 pub mod run;
 pub mod size;
 pub mod snapshot;
+pub mod sys;
 pub mod workload;
 
 /// `uname -r` of the running kernel.

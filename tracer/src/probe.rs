@@ -259,7 +259,7 @@ impl Probes {
     /// Like [`Probes::snapshot`], with the histograms merged only over `cpus`
     /// (all CPUs when `None`). Counters are always kept per CPU.
     pub fn snapshot_cpus(&self, cpus: Option<&[usize]>) -> Result<Snapshot, ProbeError> {
-        let taken_ns = crate::snapshot::monotonic_ns();
+        let taken_ns = crate::sys::monotonic_ns();
         let per_cpu = self
             .cpu_map
             .get(&0, 0)

@@ -12,14 +12,6 @@ use tracer_common::{
 
 use crate::metrics::{Metric, MetricSet};
 
-/// `CLOCK_MONOTONIC` in ns: the clock `bpf_ktime_get_ns()` uses.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// One latency histogram, merged over CPUs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClassHistogram {

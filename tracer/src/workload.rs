@@ -9,7 +9,7 @@
 
 use std::{
     io,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    os::fd::{AsRawFd, RawFd},
     ptr::NonNull,
     sync::atomic::{AtomicU32, Ordering},
     time::Duration,
@@ -112,16 +112,6 @@ struct SideResult {
     wait_ns: u64,
 }
 
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 succeeded, so both are fresh descriptors we now own.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 /// Anonymous memory shared with a forked child, unmapped on drop.
 struct Shared {
     ptr: NonNull<u8>,
@@ -189,13 +179,6 @@ fn csw(who: libc::c_int) -> (u64, u64) {
     // SAFETY: `ru` is a valid, writable rusage.
     unsafe { libc::getrusage(who, &mut ru) };
     (ru.ru_nvcsw as u64, ru.ru_nivcsw as u64)
-}
-
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec. Async-signal-safe.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// `(sum_exec_runtime, run_delay)` of the calling thread, in ns, from
@@ -319,7 +302,7 @@ fn side(spec: &Spec, end: End<'_>, ws: Option<&Shared>, first: bool, who: libc::
     touch(ws); // Fault the working set in before measuring.
     let before = csw(who);
     let sched_before = schedstat();
-    let start = monotonic_ns();
+    let start = crate::sys::monotonic_ns();
     for _ in 0..spec.round_trips {
         if first {
             touch(ws);
@@ -331,7 +314,7 @@ fn side(spec: &Spec, end: End<'_>, ws: Option<&Shared>, first: bool, who: libc::
             end.send()?;
         }
     }
-    let elapsed_ns = monotonic_ns() - start;
+    let elapsed_ns = crate::sys::monotonic_ns() - start;
     let sched_after = schedstat();
     let after = csw(who);
     // SAFETY: sched_getcpu has no preconditions.
@@ -348,8 +331,8 @@ fn side(spec: &Spec, end: End<'_>, ws: Option<&Shared>, first: bool, who: libc::
 
 /// Runs the workload and returns the kernel's accounting of it.
 pub fn run(spec: &Spec) -> io::Result<Outcome> {
-    let (a_rx, b_tx) = pipe()?; // b -> a
-    let (b_rx, a_tx) = pipe()?; // a -> b
+    let (a_rx, b_tx) = crate::sys::pipe()?; // b -> a
+    let (b_rx, a_tx) = crate::sys::pipe()?; // a -> b
     let token = Shared::new(4)?;
     let ws_a = (spec.working_set > 0)
         .then(|| Shared::new(spec.working_set))
@@ -391,7 +374,7 @@ pub fn run(spec: &Spec) -> io::Result<Outcome> {
             (a.map_err(panicked)??, b.map_err(panicked)??)
         }
         PingPong::Processes => {
-            let (report_rx, report_tx) = pipe()?;
+            let (report_rx, report_tx) = crate::sys::pipe()?;
             // SAFETY: the child only makes async-signal-safe calls on memory and
             // descriptors prepared before the fork, then _exits.
             let child = unsafe { libc::fork() };

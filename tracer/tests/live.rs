@@ -614,77 +614,124 @@ fn command_tree_is_traced_and_nothing_else() {
     );
 }
 
+/// Two identical thread ping-pong processes held at the start, one pinned to
+/// CPU 1 (wanted) and one to CPU 0 (unwanted).
+struct TwoHelpers {
+    wanted: Reaper,
+    unwanted: Reaper,
+}
+
+/// What a filtered run saw of [`TwoHelpers`].
+struct TwoHelpersRun {
+    report: Value,
+    /// The kernel's count of each helper's ping-pong switches.
+    wanted: u64,
+    unwanted: u64,
+}
+
+impl TwoHelpers {
+    fn start() -> Self {
+        let helper = |cpu: &str| {
+            Reaper(
+                Command::new(env!("CARGO_BIN_EXE_tracer"))
+                    .args([
+                        "ping-pong",
+                        "--kind",
+                        "threads",
+                        "--round-trips",
+                        "50000",
+                        "--wait-stdin",
+                        "--cpu",
+                        cpu,
+                    ])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            )
+        };
+        Self {
+            wanted: helper("1"),
+            unwanted: helper("0"),
+        }
+    }
+
+    /// Starts tracer with `args`, lets both helpers run, stops tracer.
+    fn run_under(mut self, args: &[&str]) -> TwoHelpersRun {
+        use std::io::Write as _;
+        let mut tracer = Reaper(
+            tracer_cmd()
+                .arg("--json")
+                .args(args)
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        std::thread::sleep(Duration::from_millis(1500));
+        for h in [&mut self.wanted, &mut self.unwanted] {
+            h.0.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        }
+        let mut truth = Vec::new();
+        for h in [&mut self.wanted, &mut self.unwanted] {
+            assert!(h.0.wait().unwrap().success());
+            let mut s = String::new();
+            std::io::Read::read_to_string(h.0.stdout.as_mut().unwrap(), &mut s).unwrap();
+            truth.push(
+                serde_json::from_str::<Value>(s.trim()).unwrap()["switches"]
+                    .as_u64()
+                    .unwrap(),
+            );
+        }
+        // SAFETY: signals our own child.
+        unsafe { libc::kill(tracer.0.id() as i32, libc::SIGINT) };
+        assert!(tracer.0.wait().unwrap().success());
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(tracer.0.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        let (_, report) = split_output(&stdout);
+        TwoHelpersRun {
+            report,
+            wanted: truth[0],
+            unwanted: truth[1],
+        }
+    }
+}
+
+impl TwoHelpersRun {
+    /// The wanted helper's switches are all there, the unwanted one's are not.
+    fn assert_only_wanted(&self, filter: &str) {
+        let thread = class_switches(&self.report, "thread");
+        eprintln!(
+            "{filter}: thread {thread}, wanted made {}, unwanted made {}",
+            self.wanted, self.unwanted
+        );
+        assert!(
+            thread as f64 >= 0.99 * self.wanted as f64,
+            "{filter}: wanted {thread} of {}",
+            self.wanted
+        );
+        assert!(
+            thread as f64 <= 1.01 * self.wanted as f64 + 200.0,
+            "{filter}: unwanted got in: {thread} vs {} (+{} unwanted)",
+            self.wanted,
+            self.unwanted
+        );
+    }
+}
+
 /// `--pid`: of two identical thread ping-pongs, only the named one is traced.
 #[test]
 #[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn pid_filter_keeps_one_process() {
-    use std::io::Write as _;
-    let exe = env!("CARGO_BIN_EXE_tracer");
-    let helper = |cpu: &str| {
-        Reaper(
-            Command::new(exe)
-                .args([
-                    "ping-pong",
-                    "--kind",
-                    "threads",
-                    "--round-trips",
-                    "50000",
-                    "--wait-stdin",
-                    "--cpu",
-                    cpu,
-                ])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        )
-    };
-    let (mut wanted, mut unwanted) = (helper("1"), helper("0"));
-    let mut tracer = Reaper(
-        tracer_cmd()
-            .args([
-                "--json",
-                "--per-process",
-                "-m",
-                "none",
-                "-p",
-                &wanted.0.id().to_string(),
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_millis(1500));
-    for h in [&mut wanted, &mut unwanted] {
-        h.0.stdin.take().unwrap().write_all(b"go\n").unwrap();
-    }
-    let results: Vec<Value> = [&mut wanted, &mut unwanted]
-        .into_iter()
-        .map(|h| {
-            assert!(h.0.wait().unwrap().success());
-            let mut s = String::new();
-            std::io::Read::read_to_string(h.0.stdout.as_mut().unwrap(), &mut s).unwrap();
-            serde_json::from_str(s.trim()).unwrap()
-        })
+    let helpers = TwoHelpers::start();
+    let (wanted, unwanted) = (helpers.wanted.0.id(), helpers.unwanted.0.id());
+    let run = helpers.run_under(&["--per-process", "-m", "none", "-p", &wanted.to_string()]);
+    run.assert_only_wanted("--pid");
+    let tgids: Vec<u64> = processes(&run.report)
+        .iter()
+        .map(|p| p["tgid"].as_u64().unwrap())
         .collect();
-    // SAFETY: signals our own child.
-    unsafe { libc::kill(tracer.0.id() as i32, libc::SIGINT) };
-    assert!(tracer.0.wait().unwrap().success());
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(tracer.0.stdout.as_mut().unwrap(), &mut stdout).unwrap();
-    let (_, report) = split_output(&stdout);
-    let thread = class_switches(&report, "thread");
-    let truth = results[0]["switches"].as_u64().unwrap();
-    let other = results[1]["switches"].as_u64().unwrap();
-    eprintln!("-p: thread {thread}, wanted made {truth}, unwanted made {other}");
-    assert!(thread as f64 >= 0.99 * truth as f64, "wanted: {thread} of {truth}");
-    assert!(
-        thread as f64 <= 1.01 * truth as f64 + 200.0,
-        "unwanted got in: {thread} vs {truth} (+{other} unwanted)"
-    );
-    let tgids: Vec<u64> = processes(&report).iter().map(|p| p["tgid"].as_u64().unwrap()).collect();
-    assert!(tgids.contains(&u64::from(wanted.0.id())), "{tgids:?}");
-    assert!(!tgids.contains(&u64::from(unwanted.0.id())), "{tgids:?}");
+    assert!(tgids.contains(&u64::from(wanted)), "{tgids:?}");
+    assert!(!tgids.contains(&u64::from(unwanted)), "{tgids:?}");
 }
 
 /// `--cpu` and `--comm`, through the library: the filter keeps a pinned
@@ -787,7 +834,6 @@ impl Drop for TestCgroup {
 #[test]
 #[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn cgroup_filter_keeps_the_subtree() {
-    use std::io::Write as _;
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let Some(mount) = mountinfo.lines().find_map(|l| {
         let (pre, post) = l.split_once(" - ")?;
@@ -798,69 +844,11 @@ fn cgroup_filter_keeps_the_subtree() {
     };
     let cg = TestCgroup(std::path::Path::new(&mount).join(format!("tracer-test-{}", std::process::id())));
     std::fs::create_dir_all(cg.0.join("sub")).unwrap();
-    let exe = env!("CARGO_BIN_EXE_tracer");
-    let helper = |cpu: &str| {
-        Reaper(
-            Command::new(exe)
-                .args([
-                    "ping-pong",
-                    "--kind",
-                    "threads",
-                    "--round-trips",
-                    "50000",
-                    "--wait-stdin",
-                    "--cpu",
-                    cpu,
-                ])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        )
-    };
-    let (mut wanted, mut unwanted) = (helper("1"), helper("0"));
-    std::fs::write(cg.0.join("sub/cgroup.procs"), wanted.0.id().to_string()).unwrap();
-    let mut tracer = Reaper(
-        tracer_cmd()
-            .args(["--json", "-m", "none", "--cgroup", cg.0.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_millis(1500));
-    for h in [&mut wanted, &mut unwanted] {
-        h.0.stdin.take().unwrap().write_all(b"go\n").unwrap();
-    }
-    let mut truth = Vec::new();
-    for h in [&mut wanted, &mut unwanted] {
-        assert!(h.0.wait().unwrap().success());
-        let mut s = String::new();
-        std::io::Read::read_to_string(h.0.stdout.as_mut().unwrap(), &mut s).unwrap();
-        truth.push(
-            serde_json::from_str::<Value>(s.trim()).unwrap()["switches"]
-                .as_u64()
-                .unwrap(),
-        );
-    }
-    // SAFETY: signals our own child.
-    unsafe { libc::kill(tracer.0.id() as i32, libc::SIGINT) };
-    assert!(tracer.0.wait().unwrap().success());
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(tracer.0.stdout.as_mut().unwrap(), &mut stdout).unwrap();
-    let thread = class_switches(&parse_report(stdout.trim()), "thread");
-    eprintln!(
-        "--cgroup: thread {thread}, wanted made {}, unwanted made {}",
-        truth[0], truth[1]
-    );
-    assert!(
-        thread as f64 >= 0.99 * truth[0] as f64,
-        "wanted: {thread} of {}",
-        truth[0]
-    );
-    assert!(
-        thread as f64 <= 1.01 * truth[0] as f64 + 200.0,
-        "unwanted got in: {thread}"
-    );
+    let helpers = TwoHelpers::start();
+    std::fs::write(cg.0.join("sub/cgroup.procs"), helpers.wanted.0.id().to_string()).unwrap();
+    helpers
+        .run_under(&["-m", "none", "--cgroup", cg.0.to_str().unwrap()])
+        .assert_only_wanted("--cgroup");
 }
 
 /// Task churn under `-- COMMAND --per-process`: many short-lived threads and
