@@ -25,7 +25,8 @@ Latencies, per class (--metrics), each belonging to the class of the switch
 that ends it:
   switch_cost_ns   from sched_switch, as prev leaves, until the incoming task
                    runs again on the same CPU (sched_exit_tp, Linux 6.16+).
-                   Includes the tracer's own probes, a few tens of ns.
+                   Includes what the tracer's own two probes run between
+                   their timestamps (the end of one, the start of the other).
   runq_latency_ns  from wakeup (or preemption of a still-runnable task) until
                    the task is switched in: waiting for a CPU
   offcpu_ns        from a task's last switch-out until its switch-in

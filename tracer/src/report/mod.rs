@@ -44,7 +44,7 @@ pub fn meaning(metric: Metric) -> &'static str {
     match metric {
         Metric::SwitchCost => {
             "from sched_switch (prev leaving) until the incoming task runs again on the same CPU \
-             (sched_exit_tp); includes the tracer's own probes (tens of ns)"
+             (sched_exit_tp); includes the part of the tracer's own probes that runs between their timestamps"
         }
         Metric::Runq => "from wakeup (or preemption, for a task still runnable) until switched in: waiting for a CPU",
         Metric::Offcpu => "from the task's last switch-out until its switch-in: away from the CPU, blocked or waiting",
