@@ -115,8 +115,8 @@ pub struct Cli {
     /// Start COMMAND, trace only its process tree (every thread and child it
     /// creates, also after exec), stop when it exits, and exit with its
     /// status. Under sudo it runs as the invoking user.
-    #[arg(last = true, value_name = "COMMAND")]
-    pub run: Vec<String>,
+    #[arg(last = true, value_name = "COMMAND", value_parser = clap::value_parser!(std::ffi::OsString))]
+    pub run: Vec<std::ffi::OsString>,
 
     /// Metrics to draw log2 histograms of, per class, in the human report
     /// (same names as --metrics).
@@ -275,6 +275,11 @@ mod tests {
         assert_eq!(cli.comm.as_deref(), Some("bash"));
         assert_eq!(cli.cpus, Some(CpuList(vec![0, 1])));
         assert_eq!(cli.run, ["ls", "-l"]);
+        // Any bytes, as a command line allows.
+        use std::os::unix::ffi::OsStrExt as _;
+        let odd = std::ffi::OsStr::from_bytes(b"\xff\x1b");
+        let cli = Cli::try_parse_from([std::ffi::OsStr::new("tracer"), std::ffi::OsStr::new("--"), odd]).unwrap();
+        assert_eq!(cli.run, [odd]);
         assert!(Cli::try_parse_from(["tracer", "--cpu", "2-1"]).is_err());
         assert!(Cli::try_parse_from(["tracer", "-p", "x"]).is_err());
     }

@@ -3,7 +3,7 @@
 //! started through sudo).
 
 use std::{
-    ffi::{CString, OsStr},
+    ffi::CString,
     io,
     os::{
         fd::{AsRawFd, OwnedFd, RawFd},
@@ -76,9 +76,17 @@ pub struct Launched {
     cmd: String,
 }
 
+/// A command line for messages (lossy, escaped where not printable).
+pub fn display(argv: &[std::ffi::OsString]) -> String {
+    argv.iter()
+        .map(|a| crate::report::escape_comm(a.as_bytes()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Forks the command; it waits before exec until released.
-pub fn launch(argv: &[String]) -> Result<Launched, CommandError> {
-    let cmd = argv.join(" ");
+pub fn launch(argv: &[std::ffi::OsString]) -> Result<Launched, CommandError> {
+    let cmd = display(argv);
     let start = |source| CommandError::Start {
         cmd: cmd.clone(),
         source,
@@ -86,7 +94,7 @@ pub fn launch(argv: &[String]) -> Result<Launched, CommandError> {
     let program = argv.first().ok_or(CommandError::Empty)?;
     let args: Vec<CString> = argv
         .iter()
-        .map(|a| CString::new(OsStr::new(a).as_bytes()).map_err(|_| CommandError::Nul))
+        .map(|a| CString::new(a.as_bytes()).map_err(|_| CommandError::Nul))
         .collect::<Result<_, _>>()?;
     let mut arg_ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     arg_ptrs.push(std::ptr::null());

@@ -124,7 +124,7 @@ pub async fn trace(cli: &Cli) -> Result<u8, RunError> {
     }
     if !cli.json {
         let what = if !cli.run.is_empty() {
-            format!("of `{}`", cli.run.join(" "))
+            format!("of `{}`", command::display(&cli.run))
         } else if filter.bits() != 0 {
             "that match the filters".to_owned()
         } else {

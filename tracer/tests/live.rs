@@ -1010,3 +1010,186 @@ fn tid_filter_keeps_one_thread() {
         "unwanted got in: {thread} vs {truth}"
     );
 }
+
+/// Ids of loaded maps with our names.
+fn our_maps() -> BTreeSet<u32> {
+    aya::maps::loaded_maps()
+        .filter_map(Result::ok)
+        .filter(|m| {
+            matches!(
+                m.name_as_str(),
+                Some("CPU" | "HISTS" | "TGIDS" | "TIDS" | "CPUS" | "PROCS" | "COMMS")
+            )
+        })
+        .map(|m| m.id())
+        .collect()
+}
+
+/// SIGKILL: the kernel drops everything tracer had loaded (programs, links,
+/// maps are all file descriptors), and the next start works.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn sigkill_leaves_nothing_behind() {
+    let (progs_before, maps_before) = (our_programs(), our_maps());
+    let mut child = Reaper(
+        tracer_cmd()
+            .args(["--json", "--per-process"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let progs: BTreeSet<u32> = our_programs().difference(&progs_before).copied().collect();
+    let maps: BTreeSet<u32> = our_maps().difference(&maps_before).copied().collect();
+    assert!(
+        progs.len() >= 2 && maps.len() >= 5,
+        "did not attach: {progs:?} {maps:?}"
+    );
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    assert_unloaded(&progs, "after SIGKILL");
+    for _ in 0..100 {
+        if our_maps().is_disjoint(&maps) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        our_maps().is_disjoint(&maps),
+        "maps left after SIGKILL: {:?}",
+        our_maps().intersection(&maps)
+    );
+    let again = tracer_cmd().args(["--json", "-d", "500ms"]).output().unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    parse_report(String::from_utf8(again.stdout).unwrap().trim());
+}
+
+/// Two tracers at once: each has its own programs and maps, and both count
+/// the same workload correctly.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn two_instances_both_count_correctly() {
+    let start = || {
+        Reaper(
+            tracer_cmd()
+                .args(["--json", "-d", "4s"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let (mut a, mut b) = (start(), start());
+    std::thread::sleep(Duration::from_millis(1500));
+    let truth = workload::run(&Spec::new(PingPong::Threads, workload_cpu(), ROUND_TRIPS))
+        .unwrap()
+        .switches();
+    for t in [&mut a, &mut b] {
+        assert!(t.0.wait().unwrap().success());
+        let mut s = String::new();
+        std::io::Read::read_to_string(t.0.stdout.as_mut().unwrap(), &mut s).unwrap();
+        let thread = class_switches(&parse_report(s.trim()), "thread");
+        eprintln!("instance: thread {thread}, kernel {truth}");
+        assert!(thread as f64 >= 0.99 * truth as f64 && (thread as f64) <= 1.05 * truth as f64 + 2000.0);
+    }
+}
+
+/// `tracer --json -i ... | head -1`: tracer ends quietly when the reader goes.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn closed_pipe_ends_quietly() {
+    let mut child = Reaper(
+        tracer_cmd()
+            .args(["--json", "-i", "200ms"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut first = String::new();
+    BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    parse_report(first.trim());
+    // The reader is gone now: the next report hits a closed pipe.
+    let status = child.0.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+/// Process names with control characters or invalid UTF-8 are escaped in
+/// the human report and valid in JSON.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn hostile_process_names_are_escaped() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let dir = std::env::temp_dir().join(format!("tracer-names-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // exec sets the task name from the file name (first 15 bytes).
+    let name: &[u8] = b"\x1b[2J\xffevil\nx";
+    let link = dir.join(std::ffi::OsStr::from_bytes(name));
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("/bin/sleep", &link).unwrap();
+    let run = |json: bool| {
+        let mut cmd = tracer_cmd();
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd
+            .args(["--per-process", "-m", "none", "--"])
+            .arg(&link)
+            .arg("0.2")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let human = run(false);
+    assert!(
+        !human.contains(&0x1b) && !human.contains(&0xff),
+        "raw control bytes in the report"
+    );
+    let text = String::from_utf8(human).unwrap();
+    assert!(text.contains("\\x1b[2J\\xffevil\\x0ax"), "{text}");
+    let json = String::from_utf8(run(true)).expect("JSON output is UTF-8");
+    let v: Value = serde_json::from_str(json.trim()).unwrap();
+    let procs = processes(&v);
+    let comms: Vec<&str> = procs.iter().map(|p| p["comm"].as_str().unwrap()).collect();
+    assert!(comms.contains(&"\u{1b}[2J\u{fffd}evil\nx"), "{comms:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The highest switch rate this machine reaches: pinned ping-pongs on both
+/// CPUs at once (threads on one, processes on the other). Counts still
+/// match the kernel's, per CPU.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn both_cpus_at_full_rate() {
+    let probes = attach();
+    let before = probes.snapshot().unwrap();
+    let started = std::time::Instant::now();
+    let threads = std::thread::spawn(|| workload::run(&Spec::new(PingPong::Threads, 0, ROUND_TRIPS)).unwrap());
+    let procs = workload::run(&Spec::new(PingPong::Processes, 1, ROUND_TRIPS)).unwrap();
+    let threads = threads.join().unwrap();
+    let elapsed = started.elapsed();
+    let delta = probes.snapshot().unwrap().since(&before);
+    let total = delta.counts().by_class.iter().flatten().sum::<u64>();
+    eprintln!(
+        "{total} switches in {elapsed:?} ({:.0}/s) with all metrics",
+        total as f64 / elapsed.as_secs_f64()
+    );
+    for (cpu, class, outcome) in [(0, Class::Thread, threads), (1, Class::Process, procs)] {
+        let seen = delta.cpu_switches(cpu, class);
+        assert!(
+            seen as f64 >= 0.99 * outcome.switches() as f64,
+            "CPU {cpu}: {seen} of {}",
+            outcome.switches()
+        );
+        assert!(
+            seen as f64 <= 1.01 * outcome.switches() as f64 + 200.0,
+            "CPU {cpu}: {seen} vs {}",
+            outcome.switches()
+        );
+    }
+}
