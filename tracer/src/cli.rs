@@ -148,6 +148,18 @@ pub enum Command {
     /// processes; prints one JSON line with what the kernel counted.
     #[command(hide = true)]
     Churn(ChurnArgs),
+    /// Load for soak tests: pinned ping-pongs and task churn in turn until
+    /// the time is up; prints one JSON line with the kernel's counts.
+    #[command(hide = true)]
+    SoakLoad(SoakLoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SoakLoadArgs {
+    #[arg(long, default_value_t = 60)]
+    pub seconds: u64,
+    #[arg(long, default_value_t = 0)]
+    pub cpu: usize,
 }
 
 #[derive(Debug, Args)]

@@ -33,6 +33,23 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             ping_pong(args)?;
             return Ok(0);
         }
+        Some(Command::SoakLoad(args)) => {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.seconds);
+            let (mut thread_switches, mut process_switches, mut rounds) = (0u64, 0u64, 0u64);
+            while std::time::Instant::now() < deadline {
+                thread_switches += workload::run(&Spec::new(PingPong::Threads, args.cpu, 20_000))?.switches();
+                process_switches += workload::run(&Spec::new(PingPong::Processes, args.cpu, 20_000))?.switches();
+                workload::churn(20, 20)?;
+                rounds += 1;
+            }
+            let line = serde_json::json!({
+                "rounds": rounds,
+                "thread_switches": thread_switches,
+                "process_switches": process_switches,
+            });
+            print_quietly(&format!("{line}\n"))?;
+            return Ok(0);
+        }
         Some(Command::Churn(args)) => {
             let c = workload::churn(args.threads, args.processes)?;
             let line = serde_json::json!({

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's only entry points. Each command first makes
 //! sure the pinned toolchain, rust-src and bpf-linker are installed.
 mod setup;
+mod soak;
 mod tasks;
 
 use std::process::ExitCode;
@@ -34,6 +35,15 @@ enum Command {
     },
     /// rustfmt --check and clippy -D warnings, host crates and the eBPF crate.
     Lint,
+    /// Run tracer for a long time under load and task churn; check that its
+    /// memory stays flat and its counts stay right (as root).
+    Soak {
+        #[arg(long, default_value_t = 30, conflicts_with = "seconds")]
+        minutes: u64,
+        /// Length in seconds instead (for short CI runs).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,6 +54,13 @@ fn main() -> ExitCode {
         Command::Run { args } => setup::ensure().and_then(|env| tasks::run(&env, &args)),
         Command::Test { args } => setup::ensure().and_then(|env| tasks::test(&env, &args)),
         Command::Lint => setup::ensure().and_then(|env| tasks::lint(&env)),
+        Command::Soak { minutes, seconds } => setup::ensure().and_then(|env| {
+            tasks::build(&env)?;
+            soak::soak(
+                &env.workspace.join("target/release/tracer"),
+                seconds.unwrap_or(minutes * 60),
+            )
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

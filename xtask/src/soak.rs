@@ -1,0 +1,141 @@
+//! `cargo xtask soak`: tracer under a long, high-rate load with task churn.
+//! Samples tracer's RSS and the memory of its maps (memlock in the fdinfo of
+//! its BPF map descriptors) while it runs, then checks that both stayed flat
+//! and that the pinned ping-pongs were counted like the kernel counted them.
+
+use std::{
+    fs,
+    io::{BufRead as _, BufReader},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+/// `VmRSS` of a process, in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// Sum of `memlock` over the BPF map descriptors a process holds, in bytes.
+fn map_memlock(pid: u32) -> u64 {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return 0;
+    };
+    fds.filter_map(Result::ok)
+        .filter_map(|fd| fs::read_to_string(fd.path()).ok())
+        .filter(|info| info.contains("map_type:"))
+        .filter_map(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("memlock:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        })
+        .sum()
+}
+
+pub fn soak(tracer: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
+    let cpu = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+    eprintln!("xtask: soak for {seconds} s: ping-pongs and churn pinned to CPU {cpu}, all metrics, per process");
+    let mut child = Command::new(tracer)
+        .args(["--json", "-i", "5s", "--per-process", "--top", "5", "--"])
+        .arg(tracer)
+        .args([
+            "soak-load",
+            "--seconds",
+            &seconds.to_string(),
+            "--cpu",
+            &cpu.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", tracer.display()))?;
+    let pid = child.id();
+    let stdout = child.stdout.take().context("no stdout")?;
+    let sampler = std::thread::spawn(move || {
+        let mut samples = Vec::new();
+        let start = Instant::now();
+        while let Some(rss) = rss_kib(pid) {
+            samples.push((start.elapsed(), rss, map_memlock(pid)));
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        samples
+    });
+    let (mut thread, mut process, mut load) = (0u64, 0u64, None);
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if line.contains("\"classes\"") {
+            thread += json_u64(&line, "\"thread\":{\"switches\":").unwrap_or(0);
+            process += json_u64(&line, "\"process\":{\"switches\":").unwrap_or(0);
+        } else if line.contains("\"rounds\"") {
+            load = Some(line);
+        }
+    }
+    let status = child.wait()?;
+    let samples = sampler.join().map_err(|_| anyhow::anyhow!("sampler panicked"))?;
+    if !status.success() {
+        bail!("tracer failed: {status}");
+    }
+    let load = load.context("the load printed no summary")?;
+    let truth_thread = json_u64(&load, "\"thread_switches\":").context("thread_switches")?;
+    let truth_process = json_u64(&load, "\"process_switches\":").context("process_switches")?;
+
+    // Memory: after a warm-up third, RSS and map memory must not grow.
+    let warm = samples.len() / 3;
+    let (Some(first), Some(last)) = (samples.get(warm), samples.last()) else {
+        bail!("too few samples ({}) for a soak of {seconds} s", samples.len());
+    };
+    let max_rss = samples[warm..].iter().map(|s| s.1).max().unwrap_or(0);
+    eprintln!(
+        "xtask: {} samples; RSS {} KiB after warm-up, {} KiB at the end, {} KiB at most; map memlock {} -> {} bytes",
+        samples.len(),
+        first.1,
+        last.1,
+        max_rss,
+        first.2,
+        last.2
+    );
+    eprintln!(
+        "xtask: traced thread switches {thread} (kernel {truth_thread}), process {process} (kernel {truth_process})"
+    );
+    let mut problems = Vec::new();
+    if max_rss > first.1 + first.1 / 10 + 2048 {
+        problems.push(format!("RSS grew from {} to {max_rss} KiB", first.1));
+    }
+    if last.2 != first.2 {
+        problems.push(format!("map memory changed from {} to {} bytes", first.2, last.2));
+    }
+    // The load's own ping-pongs are a lower bound: the churn adds more.
+    if (thread as f64) < 0.99 * truth_thread as f64 || (process as f64) < 0.99 * truth_process as f64 {
+        problems.push("switches of the load are missing from the reports".into());
+    }
+    if !problems.is_empty() {
+        bail!("soak failed: {}", problems.join("; "));
+    }
+    eprintln!("xtask: soak passed");
+    Ok(())
+}
+
+/// The number right after `key` in a JSON line (enough for tracer's fixed keys).
+fn json_u64(line: &str, key: &str) -> Option<u64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len())]
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_numbers_after_keys() {
+        let line = r#"{"classes":{"thread":{"switches":42,"voluntary":1},"process":{"switches":7}}}"#;
+        assert_eq!(json_u64(line, "\"thread\":{\"switches\":"), Some(42));
+        assert_eq!(json_u64(line, "\"process\":{\"switches\":"), Some(7));
+        assert_eq!(json_u64(line, "\"idle\":"), None);
+    }
+}
