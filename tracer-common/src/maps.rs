@@ -81,7 +81,37 @@ pub struct CpuState {
     /// Per-process counters that could not be kept because [`PROCS_MAP`]
     /// was full (reported, never silently dropped).
     pub procs_dropped: u64,
+    /// Classic-tracepoint probe only: switches whose incoming task's process
+    /// was not known (reported, never silently dropped).
+    pub unresolved: u64,
 }
+
+/// Classic-tracepoint probe: byte offsets of the fields it reads, from each
+/// event's `format` file in tracefs, and what else it needs to know.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TracepointLayout {
+    /// sched/sched_switch: `prev_comm`, `prev_pid`, `prev_state`, `next_comm`, `next_pid`.
+    pub switch_prev_comm: u32,
+    pub switch_prev_pid: u32,
+    pub switch_prev_state: u32,
+    pub switch_next_comm: u32,
+    pub switch_next_pid: u32,
+    /// The bit `prev_state` carries when prev was preempted (`TASK_REPORT_MAX`).
+    pub switch_preempted_bit: u32,
+    /// task/task_newtask: `pid`, `clone_flags`.
+    pub newtask_pid: u32,
+    pub newtask_clone_flags: u32,
+    /// sched/sched_process_free: `pid`.
+    pub free_pid: u32,
+    /// pid of `kthreadd`, the parent of every kernel thread.
+    pub kthreadd: u32,
+}
+
+/// Classic-tracepoint probe: capacity of [`TASKS_MAP`] (live threads).
+pub const MAX_TASKS: u32 = 131_072;
+/// In a [`TASKS_MAP`] value: the task is a kernel thread.
+pub const TASK_KTHREAD_BIT: u32 = 1 << 31;
 
 /// Task filters (`FILTER` global bits). A switch is traced when prev or next
 /// passes every task filter that is set, and it happens on a selected CPU.
@@ -170,6 +200,9 @@ pub struct CgroupFilter {
     pub kn_id: u32,
 }
 
+/// Load-time global: `TracepointLayout`, for the classic-tracepoint probe.
+pub const GLOBAL_TP_LAYOUT: &str = "TP_LAYOUT";
+
 /// Load-time global: non-zero to keep [`PROCS_MAP`].
 pub const GLOBAL_PER_PROCESS: &str = "PER_PROCESS";
 /// Load-time global: non-zero to add the children of traced processes to
@@ -184,6 +217,9 @@ pub const TIDS_MAP: &str = "TIDS";
 pub const CPUS_MAP: &str = "CPUS";
 /// Map: `PerCpuHashMap<u32 tgid, ProcCounts>`.
 pub const PROCS_MAP: &str = "PROCS";
+/// Map: `HashMap<u32 tid, u32 tgid | TASK_KTHREAD_BIT>`, the classic-tracepoint
+/// probe's view of which process each thread belongs to.
+pub const TASKS_MAP: &str = "TASKS";
 /// Map: `HashMap<u32 tgid, [u8; 16]>`: the name of each process in
 /// [`PROCS_MAP`], as of its first switch or its last exec.
 pub const COMMS_MAP: &str = "COMMS";
@@ -196,6 +232,11 @@ pub const PROG_SCHED_WAKEUP_NEW: &str = "sched_wakeup_new";
 pub const PROG_SCHED_PROCESS_FORK: &str = "sched_process_fork";
 pub const PROG_SCHED_PROCESS_FREE: &str = "sched_process_free";
 pub const PROG_SCHED_PROCESS_EXEC: &str = "sched_process_exec";
+/// Classic-tracepoint probe programs.
+pub const PROG_TP_SCHED_SWITCH: &str = "tp_sched_switch";
+pub const PROG_RAW_SCHED_EXIT: &str = "raw_sched_exit";
+pub const PROG_TP_TASK_NEWTASK: &str = "tp_task_newtask";
+pub const PROG_TP_PROCESS_FREE: &str = "tp_process_free";
 
 #[cfg(feature = "user")]
 mod pod {
@@ -207,6 +248,8 @@ mod pod {
     unsafe impl aya::Pod for super::ProcCounts {}
     // SAFETY: `#[repr(C)]`, a `u64` then eight `u32`s, no padding; every bit pattern is valid.
     unsafe impl aya::Pod for super::CgroupFilter {}
+    // SAFETY: `#[repr(C)]`, only `u32` fields, no padding; every bit pattern is valid.
+    unsafe impl aya::Pod for super::TracepointLayout {}
     // SAFETY: `#[repr(C)]`, only `u64` fields, no padding; every bit pattern is valid.
     unsafe impl aya::Pod for crate::hist::Histogram {}
 }

@@ -1,0 +1,214 @@
+//! What happens on every traced switch, whichever probe saw it: filters,
+//! classification, counters, per-process counts, on-CPU time, and the start
+//! of the switch-cost measurement.
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
+};
+use tracer_common::{
+    class::{PREEMPTED, TaskIds, VOLUNTARY, classify},
+    hist::bucket_index,
+    maps::{CpuState, FILTER_CGROUP, FILTER_COMM, FILTER_CPU, FILTER_TGID, FILTER_TID, Metric, ProcCounts},
+};
+
+use crate::{
+    state::{
+        COMMS, CPU, CPUS, FILTER, FILTER_COMM_NAME, HISTS, METRICS, PER_PROCESS, PROCS, TGIDS, TIDS, global, measures,
+    },
+    task::Task,
+};
+
+/// This CPU's state.
+#[inline(always)]
+pub fn cpu_state() -> Result<&'static mut CpuState, &'static str> {
+    let cpu = CPU.get_ptr_mut(0).ok_or("CPU")?;
+    // SAFETY: this CPU's own value of a live map; tracepoints run with
+    // preemption off, so nothing else on this CPU touches it meanwhile.
+    Ok(unsafe { &mut *cpu })
+}
+
+/// Whether a task passes every task filter that is on.
+#[inline(always)]
+fn task_selected<T: Task>(filter: u32, task: &T, ids: &TaskIds) -> bool {
+    if ids.pid == 0 {
+        return false; // The idle task belongs to no process.
+    }
+    let (tgid, pid) = (ids.tgid as u32, ids.pid as u32);
+    // SAFETY: plain lookups of u32 keys.
+    if filter & FILTER_TGID != 0 && unsafe { TGIDS.get(&tgid) }.is_none() {
+        return false;
+    }
+    // SAFETY: as above.
+    if filter & FILTER_TID != 0 && unsafe { TIDS.get(&pid) }.is_none() {
+        return false;
+    }
+    if filter & FILTER_CGROUP != 0 && !task.in_cgroup() {
+        return false;
+    }
+    if filter & FILTER_COMM != 0 {
+        let want = global(&FILTER_COMM_NAME);
+        let comm = task.comm();
+        let mut i = 0;
+        while i < 16 {
+            if comm[i] != want[i] {
+                return false;
+            }
+            if want[i] == 0 {
+                break;
+            }
+            i += 1;
+        }
+    }
+    true
+}
+
+/// Under the filters: whether `(prev, next)` pass the task filters (both true
+/// when none is set), or `None` when the switch is not traced at all.
+#[inline(always)]
+fn selection<P: Task, N: Task>(
+    filter: u32,
+    prev: &P,
+    prev_ids: &TaskIds,
+    next: &N,
+    next_ids: &TaskIds,
+) -> Option<(bool, bool)> {
+    if filter & FILTER_CPU != 0 {
+        // SAFETY: helper without preconditions.
+        let cpu = unsafe { bpf_get_smp_processor_id() };
+        if CPUS.get(cpu).is_none_or(|&on| on == 0) {
+            return None;
+        }
+    }
+    if filter & (FILTER_TGID | FILTER_TID | FILTER_COMM | FILTER_CGROUP) == 0 {
+        return Some((true, true));
+    }
+    let sel = (
+        task_selected(filter, prev, prev_ids),
+        task_selected(filter, next, next_ids),
+    );
+    (sel.0 || sel.1).then_some(sel)
+}
+
+/// Counts a switch for the process of `task`, `out` (leaving) or in.
+#[inline(always)]
+fn count_process<T: Task>(cpu: &mut CpuState, task: &T, ids: &TaskIds, class: usize, out: bool) {
+    if ids.pid == 0 {
+        return;
+    }
+    let tgid = ids.tgid as u32;
+    if PROCS.get_ptr_mut(&tgid).is_none() {
+        // Another CPU may insert them first; the lookup below settles it.
+        let _ = COMMS.insert(&tgid, &task.comm(), BPF_NOEXIST.into());
+        let _ = PROCS.insert(&tgid, &ProcCounts::default(), BPF_NOEXIST.into());
+    }
+    match PROCS.get_ptr_mut(&tgid) {
+        // SAFETY: this CPU's value of a live entry; preemption is off.
+        Some(counts) => unsafe {
+            let counts = &mut *counts;
+            let slot = if out {
+                counts.out.get_mut(class)
+            } else {
+                counts.r#in.get_mut(class)
+            };
+            if let Some(slot) = slot {
+                *slot += 1;
+            }
+        },
+        None => cpu.procs_dropped += 1,
+    }
+}
+
+/// Adds one sample to this CPU's histogram of `metric` for `class`.
+#[inline(always)]
+pub fn record(metric: Metric, class: usize, ns: u64) -> Result<(), &'static str> {
+    let hist = HISTS.get_ptr_mut(metric.hist_index(class)).ok_or("HISTS")?;
+    // SAFETY: this CPU's own value; preemption is off.
+    let hist = unsafe { &mut *hist };
+    if let Some(bucket) = hist.buckets.get_mut(bucket_index(ns)) {
+        *bucket += 1;
+    }
+    hist.sum_ns += ns;
+    Ok(())
+}
+
+/// A switch that is traced: its class, and the time it was seen (0 when no
+/// latency is measured).
+pub struct Traced {
+    pub class: usize,
+    pub now: u64,
+}
+
+/// Everything a traced switch does that needs no per-task state. `None` when
+/// the filters leave it out.
+#[inline(always)]
+pub fn on_switch<P: Task, N: Task>(
+    cpu: &mut CpuState,
+    prev: &P,
+    prev_ids: &TaskIds,
+    next: &N,
+    next_ids: &TaskIds,
+    voluntary: bool,
+) -> Result<Option<Traced>, &'static str> {
+    let filter = global(&FILTER);
+    let (prev_selected, next_selected) = if filter == 0 {
+        (true, true)
+    } else if let Some(sel) = selection(filter, prev, prev_ids, next, next_ids) {
+        sel
+    } else {
+        // Not traced. The next switch's on-CPU time and this switch's cost
+        // would span a task that is not traced: drop them.
+        cpu.last_switch_ns = 0;
+        cpu.switch_start_ns = 0;
+        return Ok(None);
+    };
+
+    let class = classify(prev_ids, next_ids);
+    let c = class.index();
+    let kind = if voluntary { VOLUNTARY } else { PREEMPTED };
+    if let Some(slot) = cpu.counts.by_class.get_mut(c).and_then(|k| k.get_mut(kind)) {
+        *slot += 1;
+    }
+    // Per process: only the processes being traced, not their partners.
+    if global(&PER_PROCESS) != 0 {
+        if prev_selected {
+            count_process(cpu, prev, prev_ids, c, true);
+        }
+        if next_selected {
+            count_process(cpu, next, next_ids, c, false);
+        }
+    }
+    if global(&METRICS) == 0 {
+        return Ok(Some(Traced { class: c, now: 0 })); // Classify and count only.
+    }
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if measures(Metric::Oncpu) {
+        if cpu.last_switch_ns != 0 {
+            record(Metric::Oncpu, c, now.saturating_sub(cpu.last_switch_ns))?;
+        }
+        cpu.last_switch_ns = now;
+    }
+    if measures(Metric::SwitchCost) {
+        cpu.class = class as u32;
+        cpu.switch_start_ns = now;
+    }
+    Ok(Some(Traced { class: c, now }))
+}
+
+/// The end of a switch in the incoming task: records `switch_cost_ns`.
+#[inline(always)]
+pub fn on_switch_end(is_switch: bool) -> Result<(), &'static str> {
+    if !is_switch {
+        return Ok(()); // __schedule() picked the same task again: no switch.
+    }
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let cpu = cpu_state()?;
+    if cpu.switch_start_ns == 0 {
+        return Ok(()); // The switch happened before we attached, or was not traced.
+    }
+    let cost = now.saturating_sub(cpu.switch_start_ns);
+    cpu.switch_start_ns = 0;
+    record(Metric::SwitchCost, cpu.class as usize, cost)
+}

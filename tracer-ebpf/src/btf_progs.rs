@@ -1,0 +1,157 @@
+//! The tp_btf probe: programs that get `struct task_struct *` arguments and
+//! read them at offsets from the running kernel's BTF.
+
+use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::btf_tracepoint, programs::BtfTracePointContext};
+use aya_log_ebpf::error;
+use tracer_common::{class::is_voluntary, maps::Metric};
+
+use crate::{
+    account::{Traced, cpu_state, on_switch, on_switch_end, record},
+    state::{COMMS, FOLLOW_CHILDREN, PROCS, TASK_COMM_OFFSET, TASK_TIMES, TGIDS, global, measures},
+    task::{BtfTask, Task, task_field},
+};
+
+// include/trace/events/sched.h (Linux 6.18):
+//   TP_PROTO(bool preempt, struct task_struct *prev, struct task_struct *next,
+//            unsigned int prev_state)
+#[btf_tracepoint(function = "sched_switch")]
+pub fn sched_switch(ctx: BtfTracePointContext) -> i32 {
+    match try_sched_switch(&ctx) {
+        Ok(()) => 0,
+        Err(map) => {
+            error!(&ctx, "sched_switch: lookup in map {} failed", map);
+            0
+        }
+    }
+}
+
+#[inline(always)]
+fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), &'static str> {
+    let preempt = ctx.arg::<u64>(0) != 0;
+    let prev = BtfTask(ctx.arg(1));
+    let next = BtfTask(ctx.arg(2));
+    let prev_state = ctx.arg::<u64>(3) as u32;
+    let (prev_ids, next_ids) = (prev.ids(), next.ids());
+
+    let cpu = cpu_state()?;
+    let voluntary = is_voluntary(preempt, prev_state);
+    let Some(Traced { class, now }) = on_switch(cpu, &prev, &prev_ids, &next, &next_ids, voluntary)? else {
+        return Ok(());
+    };
+    if !(measures(Metric::Offcpu) || measures(Metric::Runq)) {
+        return Ok(());
+    }
+    // Idle tasks are never off-CPU or queued in the usual sense: skip them.
+    if prev_ids.pid != 0 {
+        // SAFETY: `prev` is a trusted tp_btf task pointer.
+        let times = unsafe { TASK_TIMES.get(prev.0, true) };
+        // SAFETY: non-null storage of `prev`, ours until the program returns.
+        if let Some(times) = unsafe { times.as_mut() } {
+            times.offcpu_since = now;
+            // Still runnable (preempted or yielding): it waits in the run queue from now.
+            times.runq_since = if prev_state == 0 { now } else { 0 };
+        }
+    }
+    if next_ids.pid != 0 {
+        // SAFETY: `next` is a trusted tp_btf task pointer.
+        let times = unsafe { TASK_TIMES.get(next.0, false) };
+        // SAFETY: non-null storage of `next`, ours until the program returns.
+        if let Some(times) = unsafe { times.as_mut() } {
+            if measures(Metric::Offcpu) && times.offcpu_since != 0 {
+                record(Metric::Offcpu, class, now.saturating_sub(times.offcpu_since))?;
+            }
+            if measures(Metric::Runq) && times.runq_since != 0 {
+                record(Metric::Runq, class, now.saturating_sub(times.runq_since))?;
+            }
+            times.runq_since = 0;
+        }
+    }
+    Ok(())
+}
+
+// include/trace/events/sched.h (Linux >= 6.16), a bare tracepoint:
+//   DECLARE_TRACE(sched_exit, TP_PROTO(bool is_switch), ...)
+// traced as `sched_exit_tp`, in the incoming task at the end of __schedule()
+// and in schedule_tail().
+#[btf_tracepoint(function = "sched_exit_tp")]
+pub fn sched_exit(ctx: BtfTracePointContext) -> i32 {
+    if let Err(map) = on_switch_end(ctx.arg::<u64>(0) != 0) {
+        error!(&ctx, "sched_exit: lookup in map {} failed", map);
+    }
+    0
+}
+
+/// `p` became runnable: it waits in the run queue from now.
+#[inline(always)]
+fn stamp_runnable(p: *const u8) {
+    // SAFETY: `p` is a trusted tp_btf task pointer.
+    let times = unsafe { TASK_TIMES.get(p, true) };
+    // SAFETY: non-null storage of `p`, ours until the program returns.
+    if let Some(times) = unsafe { times.as_mut() } {
+        // SAFETY: helper without preconditions.
+        times.runq_since = unsafe { bpf_ktime_get_ns() };
+    }
+}
+
+// include/trace/events/sched.h: TP_PROTO(struct task_struct *p)
+#[btf_tracepoint(function = "sched_wakeup")]
+pub fn sched_wakeup(ctx: BtfTracePointContext) -> i32 {
+    stamp_runnable(ctx.arg(0));
+    0
+}
+
+// include/trace/events/sched.h: TP_PROTO(struct task_struct *p)
+#[btf_tracepoint(function = "sched_wakeup_new")]
+pub fn sched_wakeup_new(ctx: BtfTracePointContext) -> i32 {
+    stamp_runnable(ctx.arg(0));
+    0
+}
+
+// include/trace/events/sched.h:
+//   TP_PROTO(struct task_struct *parent, struct task_struct *child)
+// With `-- COMMAND`, a child of a traced process is traced too (threads share
+// the tgid and need nothing).
+#[btf_tracepoint(function = "sched_process_fork")]
+pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
+    if global(&FOLLOW_CHILDREN) == 0 {
+        return 0;
+    }
+    let parent = BtfTask(ctx.arg(0)).ids();
+    let child = BtfTask(ctx.arg(1)).ids();
+    let (parent_tgid, child_tgid) = (parent.tgid as u32, child.tgid as u32);
+    // SAFETY: plain lookup of a u32 key.
+    let parent_traced = unsafe { TGIDS.get(&parent_tgid) }.is_some();
+    if parent_tgid != child_tgid && parent_traced && TGIDS.insert(&child_tgid, &1, 0).is_err() {
+        error!(&ctx, "TGIDS is full: process {} is not traced", child_tgid);
+    }
+    0
+}
+
+// include/trace/events/sched.h: TP_PROTO(struct task_struct *p)
+// When a process is gone (its leader freed), forget its tgid before the
+// number can be reused.
+#[btf_tracepoint(function = "sched_process_free")]
+pub fn sched_process_free(ctx: BtfTracePointContext) -> i32 {
+    let p = BtfTask(ctx.arg(0)).ids();
+    if p.pid == p.tgid {
+        let _ = TGIDS.remove(&(p.tgid as u32));
+    }
+    0
+}
+
+// include/trace/events/sched.h:
+//   TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+// After exec the process has a new name; per-process reports use it.
+#[btf_tracepoint(function = "sched_process_exec")]
+pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
+    let p: *const u8 = ctx.arg(0);
+    let tgid = BtfTask(p).ids().tgid as u32;
+    // SAFETY: `p` is a tp_btf task pointer and the offset is that of `comm`, a char[16].
+    let comm: [u8; 16] = unsafe { task_field(p, global(&TASK_COMM_OFFSET)) };
+    // Only processes already counted; the others get their name when first
+    // seen. When the map is full the report keeps the older name.
+    if PROCS.get_ptr(&tgid).is_some() {
+        let _ = COMMS.insert(&tgid, &comm, 0);
+    }
+    0
+}
