@@ -36,7 +36,7 @@ pub enum BtfError {
 }
 
 /// Byte offsets of the `task_struct` members the kernel programs read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TaskOffsets {
     pub pid: u32,
     pub tgid: u32,

@@ -118,6 +118,13 @@ pub struct Cli {
     #[arg(last = true, value_name = "COMMAND", value_parser = clap::value_parser!(std::ffi::OsString))]
     pub run: Vec<std::ffi::OsString>,
 
+    /// Kernel programs to use: tp_btf (BTF tracepoints, everything works),
+    /// tracepoint (classic tracepoints, for kernels without BTF: no run-queue
+    /// or off-CPU time, no --cgroup), or auto (tp_btf where the kernel has
+    /// BTF).
+    #[arg(long, value_enum, default_value_t = ProbeArg::Auto)]
+    pub probe: ProbeArg,
+
     /// Metrics to draw log2 histograms of, per class, in the human report
     /// (same names as --metrics).
     #[arg(long, value_name = "LIST", default_value = "switch", value_parser = parse_metrics)]
@@ -218,6 +225,24 @@ pub struct BenchArgs {
     /// Print JSON (one object) instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProbeArg {
+    Auto,
+    #[value(name = "tp_btf")]
+    TpBtf,
+    Tracepoint,
+}
+
+impl From<ProbeArg> for crate::probe::ProbeKind {
+    fn from(p: ProbeArg) -> Self {
+        match p {
+            ProbeArg::Auto => Self::Auto,
+            ProbeArg::TpBtf => Self::TpBtf,
+            ProbeArg::Tracepoint => Self::Tracepoint,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -18,6 +18,7 @@ pub mod run;
 pub mod size;
 pub mod snapshot;
 pub mod sys;
+pub mod tracefs;
 pub mod workload;
 
 /// `uname -r` of the running kernel.

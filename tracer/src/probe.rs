@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap},
-    programs::BtfTracePoint,
+    programs::{BtfTracePoint, RawTracePoint, TracePoint},
 };
 use aya_log::EbpfLogger;
 use tracer_common::{
@@ -15,9 +15,11 @@ use tracer_common::{
     maps::{
         COMMS_MAP, CPU_MAP, CPUS_MAP, CgroupFilter, CpuState, FILTER_TGID, GLOBAL_CGROUP, GLOBAL_COMM,
         GLOBAL_COMM_OFFSET, GLOBAL_FILTER, GLOBAL_FLAGS_OFFSET, GLOBAL_FOLLOW_CHILDREN, GLOBAL_METRICS,
-        GLOBAL_PER_PROCESS, GLOBAL_PID_OFFSET, GLOBAL_TGID_OFFSET, HISTS_MAP, PROCS_MAP, PROG_SCHED_EXIT,
-        PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_FORK, PROG_SCHED_PROCESS_FREE, PROG_SCHED_SWITCH,
-        PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, ProcCounts, TGIDS_MAP, TIDS_MAP,
+        GLOBAL_PER_PROCESS, GLOBAL_PID_OFFSET, GLOBAL_TGID_OFFSET, GLOBAL_TP_LAYOUT, HISTS_MAP, PROCS_MAP,
+        PROG_RAW_SCHED_EXIT, PROG_SCHED_EXIT, PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_FORK,
+        PROG_SCHED_PROCESS_FREE, PROG_SCHED_SWITCH, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, PROG_TP_PROCESS_FREE,
+        PROG_TP_SCHED_SWITCH, PROG_TP_TASK_NEWTASK, ProcCounts, TASK_KTHREAD_BIT, TASKS_MAP, TGIDS_MAP, TIDS_MAP,
+        TracepointLayout,
     },
 };
 
@@ -27,10 +29,14 @@ use crate::{
     metrics::{Metric, MetricSet},
     privilege::{self, PrivilegeError},
     snapshot::{ClassHistogram, ProcSnapshot, Snapshot},
+    tracefs,
 };
 
 /// The kernel programs, built by `build.rs` for the BPF target.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
+
+/// `BPF_NOEXIST`: insert only if the key is not there yet.
+const BPF_NOEXIST: u64 = 1;
 
 /// The bare tracepoint that ends a switch in the incoming task (Linux >= 6.16).
 pub const SCHED_EXIT_TP: &str = "sched_exit_tp";
@@ -51,6 +57,10 @@ pub enum ProbeError {
         program: &'static str,
         source: aya::programs::ProgramError,
     },
+    #[error(transparent)]
+    Tracefs(#[from] crate::tracefs::TracefsError),
+    #[error("{0}")]
+    Unsupported(String),
     #[error("kernel object has no {0}")]
     Missing(String),
     #[error("cannot use map {map}: {source}")]
@@ -58,6 +68,30 @@ pub enum ProbeError {
         map: &'static str,
         source: aya::maps::MapError,
     },
+}
+
+/// Which kind of kernel programs to use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// tp_btf where the kernel has BTF, else the classic tracepoint.
+    #[default]
+    Auto,
+    /// BTF tracepoints: task pointers read at BTF offsets. Everything works.
+    TpBtf,
+    /// Classic tracepoints with a thread -> process map: classification,
+    /// counts, switch cost and on-CPU time; no run-queue or off-CPU time and
+    /// no --cgroup.
+    Tracepoint,
+}
+
+impl ProbeKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeKind::Auto => "auto",
+            ProbeKind::TpBtf => "tp_btf",
+            ProbeKind::Tracepoint => "tracepoint",
+        }
+    }
 }
 
 /// What the user asked to attach.
@@ -69,6 +103,7 @@ pub struct ProbeOptions {
     pub filter: Filter,
     /// Count switches per process.
     pub per_process: bool,
+    pub probe: ProbeKind,
 }
 
 /// The per-process counters and the process names.
@@ -87,59 +122,111 @@ pub struct Probes {
     pub measured: MetricSet,
     /// Metrics asked for that this kernel cannot give, with the reason.
     pub unavailable: Vec<(Metric, String)>,
-    pub offsets: TaskOffsets,
+    /// Things the user should know about this run (e.g. a fallback), once.
+    pub notes: Vec<String>,
+    /// `tp_btf` or `tracepoint`.
     pub probe: &'static str,
 }
 
+/// Turns the BTF view of the cgroup chain and the wanted cgroup into the
+/// kernel programs' global.
+fn cgroup_spec(btf: &KernelBtf, filter: &Filter) -> Result<CgroupFilter, ProbeError> {
+    let Some(target) = &filter.cgroup else {
+        return Ok(CgroupFilter::default());
+    };
+    let off = btf.cgroup_offsets()?;
+    log::info!("cgroup offsets from kernel BTF: {off:?}");
+    let (ancestors, ancestor_ids, kn, kn_id) = match off.ancestors {
+        Ancestors::Pointers { array, kn, kn_id } => (array, 0, kn, kn_id),
+        Ancestors::Ids { array } => (array, 1, 0, 0),
+    };
+    Ok(CgroupFilter {
+        id: target.id,
+        level: target.level,
+        task_cgroups: off.task_cgroups,
+        dfl_cgrp: off.dfl_cgrp,
+        cgroup_level: off.level,
+        ancestors,
+        ancestor_ids,
+        kn,
+        kn_id,
+    })
+}
+
 impl Probes {
-    /// Checks privileges and BTF, loads, attaches.
+    /// Checks privileges, picks the probe, loads, attaches.
     pub fn attach(opts: ProbeOptions) -> Result<Self, ProbeError> {
         privilege::check()?;
-        let kernel_btf = KernelBtf::from_sys()?;
-        let offsets = kernel_btf.task_offsets()?;
-        log::info!("task_struct offsets from kernel BTF: {offsets:?}");
-
+        let (kernel_btf, notes) = match (opts.probe, KernelBtf::from_sys()) {
+            (ProbeKind::Tracepoint, _) => (None, Vec::new()),
+            (_, Ok(btf)) => (Some(btf), Vec::new()),
+            (ProbeKind::Auto, Err(e @ BtfError::Missing(_))) => (
+                None,
+                vec![format!(
+                    "{e}; using the classic tracepoint probe instead (--probe tracepoint)"
+                )],
+            ),
+            (_, Err(e)) => return Err(e.into()),
+        };
         let mut measured = opts.metrics;
         let mut unavailable = Vec::new();
-        if measured.contains(Metric::SwitchCost) && !kernel_btf.has_tracepoint(SCHED_EXIT_TP) {
-            measured = measured.without(Metric::SwitchCost);
-            unavailable.push((
-                Metric::SwitchCost,
-                format!("this kernel has no `{SCHED_EXIT_TP}` tracepoint (added in Linux 6.16)"),
-            ));
-        }
-        let cgroup = match &opts.filter.cgroup {
-            None => CgroupFilter::default(),
-            Some(target) => {
-                let off = kernel_btf.cgroup_offsets()?;
-                log::info!("cgroup offsets from kernel BTF: {off:?}");
-                let (ancestors, ancestor_ids, kn, kn_id) = match off.ancestors {
-                    Ancestors::Pointers { array, kn, kn_id } => (array, 0, kn, kn_id),
-                    Ancestors::Ids { array } => (array, 1, 0, 0),
-                };
-                CgroupFilter {
-                    id: target.id,
-                    level: target.level,
-                    task_cgroups: off.task_cgroups,
-                    dfl_cgrp: off.dfl_cgrp,
-                    cgroup_level: off.level,
-                    ancestors,
-                    ancestor_ids,
-                    kn,
-                    kn_id,
-                }
+        let mut drop_metric = |m: Metric, why: String, measured: &mut MetricSet| {
+            if measured.contains(m) {
+                *measured = measured.without(m);
+                unavailable.push((m, why));
             }
         };
-        drop(kernel_btf);
 
-        let btf = aya::Btf::from_sys_fs()?;
+        let mut loader = EbpfLoader::new();
+        let offsets;
+        let cgroup;
+        let layout;
+        let tasks;
+        let aya_btf;
+        match &kernel_btf {
+            Some(kbtf) => {
+                offsets = kbtf.task_offsets()?;
+                log::info!("task_struct offsets from kernel BTF: {offsets:?}");
+                if !kbtf.has_tracepoint(SCHED_EXIT_TP) {
+                    drop_metric(
+                        Metric::SwitchCost,
+                        format!("this kernel has no `{SCHED_EXIT_TP}` tracepoint (added in Linux 6.16)"),
+                        &mut measured,
+                    );
+                }
+                cgroup = cgroup_spec(kbtf, &opts.filter)?;
+                layout = TracepointLayout::default();
+                tasks = Vec::new();
+                aya_btf = Some(aya::Btf::from_sys_fs()?);
+            }
+            None => {
+                if opts.filter.cgroup.is_some() {
+                    return Err(ProbeError::Unsupported(
+                        "--cgroup needs the tp_btf probe, which needs kernel BTF".into(),
+                    ));
+                }
+                let why = "needs the tp_btf probe (task pointers read through kernel BTF)".to_owned();
+                drop_metric(Metric::Runq, why.clone(), &mut measured);
+                drop_metric(Metric::Offcpu, why, &mut measured);
+                offsets = TaskOffsets::default();
+                cgroup = CgroupFilter::default();
+                let tracefs = tracefs::mount_point()?;
+                let (threads, kthreadd) = tracefs::threads();
+                layout = tracefs::layout(&tracefs, kthreadd)?;
+                log::info!("tracepoint layout from {}: {layout:?}", tracefs.display());
+                tasks = threads;
+                aya_btf = None;
+            }
+        }
+        if let Some(btf) = &aya_btf {
+            loader.btf(btf);
+        }
         let metrics = measured.bits();
         let filter = opts.filter.bits();
         let comm = opts.filter.comm.unwrap_or_default();
         let per_process = u8::from(opts.per_process);
         let follow = u8::from(opts.filter.command);
-        let mut ebpf = EbpfLoader::new()
-            .btf(&btf)
+        let mut ebpf = loader
             .override_global(GLOBAL_PID_OFFSET, &offsets.pid, true)
             .override_global(GLOBAL_TGID_OFFSET, &offsets.tgid, true)
             .override_global(GLOBAL_FLAGS_OFFSET, &offsets.flags, true)
@@ -148,6 +235,7 @@ impl Probes {
             .override_global(GLOBAL_FILTER, &filter, true)
             .override_global(GLOBAL_COMM, &comm, true)
             .override_global(GLOBAL_CGROUP, &cgroup, true)
+            .override_global(GLOBAL_TP_LAYOUT, &layout, true)
             .override_global(GLOBAL_PER_PROCESS, &per_process, true)
             .override_global(GLOBAL_FOLLOW_CHILDREN, &follow, true)
             // TASK_TIMES (task storage) is only used by the kernel programs.
@@ -182,26 +270,56 @@ impl Probes {
                 .map_err(|source| ProbeError::Map { map: CPUS_MAP, source })?;
         }
 
-        // The programs that feed sched_switch's state attach first.
-        if filter & FILTER_TGID != 0 {
-            // Forget processes when they are freed, so a reused pid is not traced;
-            // follow children of traced processes for `-- COMMAND`.
-            attach_tp_btf(&mut ebpf, PROG_SCHED_PROCESS_FREE, "sched_process_free", &btf)?;
-            if opts.filter.command {
-                attach_tp_btf(&mut ebpf, PROG_SCHED_PROCESS_FORK, "sched_process_fork", &btf)?;
+        let probe = match &aya_btf {
+            Some(btf) => {
+                // The programs that feed sched_switch's state attach first.
+                if filter & FILTER_TGID != 0 {
+                    // Forget processes when they are freed, so a reused pid is not
+                    // traced; follow children of traced processes for `-- COMMAND`.
+                    attach_tp_btf(&mut ebpf, PROG_SCHED_PROCESS_FREE, "sched_process_free", btf)?;
+                    if opts.filter.command {
+                        attach_tp_btf(&mut ebpf, PROG_SCHED_PROCESS_FORK, "sched_process_fork", btf)?;
+                    }
+                }
+                if opts.per_process {
+                    attach_tp_btf(&mut ebpf, PROG_SCHED_PROCESS_EXEC, "sched_process_exec", btf)?;
+                }
+                if measured.contains(Metric::Runq) {
+                    attach_tp_btf(&mut ebpf, PROG_SCHED_WAKEUP, "sched_wakeup", btf)?;
+                    attach_tp_btf(&mut ebpf, PROG_SCHED_WAKEUP_NEW, "sched_wakeup_new", btf)?;
+                }
+                if measured.contains(Metric::SwitchCost) {
+                    attach_tp_btf(&mut ebpf, PROG_SCHED_EXIT, SCHED_EXIT_TP, btf)?;
+                }
+                attach_tp_btf(&mut ebpf, PROG_SCHED_SWITCH, "sched_switch", btf)?;
+                "tp_btf"
             }
-        }
-        if opts.per_process {
-            attach_tp_btf(&mut ebpf, PROG_SCHED_PROCESS_EXEC, "sched_process_exec", &btf)?;
-        }
-        if measured.contains(Metric::Runq) {
-            attach_tp_btf(&mut ebpf, PROG_SCHED_WAKEUP, "sched_wakeup", &btf)?;
-            attach_tp_btf(&mut ebpf, PROG_SCHED_WAKEUP_NEW, "sched_wakeup_new", &btf)?;
-        }
-        if measured.contains(Metric::SwitchCost) {
-            attach_tp_btf(&mut ebpf, PROG_SCHED_EXIT, SCHED_EXIT_TP, &btf)?;
-        }
-        attach_tp_btf(&mut ebpf, PROG_SCHED_SWITCH, "sched_switch", &btf)?;
+            None => {
+                // Know every thread before the first switch is seen: new ones
+                // from task_newtask (attached first), existing ones from /proc.
+                attach_tracepoint(&mut ebpf, PROG_TP_PROCESS_FREE, "sched", "sched_process_free")?;
+                attach_tracepoint(&mut ebpf, PROG_TP_TASK_NEWTASK, "task", "task_newtask")?;
+                let mut map: HashMap<MapData, u32, u32> = take_map(&mut ebpf, TASKS_MAP)?;
+                for t in &tasks {
+                    let value = if t.kthread { t.tgid | TASK_KTHREAD_BIT } else { t.tgid };
+                    // A thread that exited meanwhile or a full map: the switch
+                    // program fills in what it meets (or counts it unresolved).
+                    let _ = map.insert(&t.tid, &value, BPF_NOEXIST);
+                }
+                log::info!("seeded {} threads from /proc", tasks.len());
+                if measured.contains(Metric::SwitchCost)
+                    && attach_raw(&mut ebpf, PROG_RAW_SCHED_EXIT, SCHED_EXIT_TP).is_err()
+                {
+                    measured = measured.without(Metric::SwitchCost);
+                    unavailable.push((
+                        Metric::SwitchCost,
+                        format!("this kernel has no `{SCHED_EXIT_TP}` tracepoint (added in Linux 6.16)"),
+                    ));
+                }
+                attach_tracepoint(&mut ebpf, PROG_TP_SCHED_SWITCH, "sched", "sched_switch")?;
+                "tracepoint"
+            }
+        };
 
         Ok(Self {
             cpu_map: take_map(&mut ebpf, CPU_MAP)?,
@@ -216,8 +334,8 @@ impl Probes {
             _ebpf: ebpf,
             measured,
             unavailable,
-            offsets,
-            probe: "tp_btf",
+            notes,
+            probe,
         })
     }
 
@@ -266,6 +384,7 @@ impl Probes {
             .map_err(|source| ProbeError::Map { map: CPU_MAP, source })?;
         let per_cpu_counts = per_cpu.iter().map(|s| s.counts).collect();
         let procs_dropped = per_cpu.iter().map(|s| s.procs_dropped).sum();
+        let unresolved = per_cpu.iter().map(|s| s.unresolved).sum();
         let procs = match &self.procs {
             None => None,
             Some((counts, comms)) => {
@@ -303,6 +422,7 @@ impl Probes {
             latencies,
             procs,
             procs_dropped,
+            unresolved,
         })
     }
 }
@@ -328,6 +448,54 @@ fn attach_tp_btf(ebpf: &mut Ebpf, program: &'static str, tracepoint: &str, btf: 
         source,
     })?;
     log::info!("attached `{program}` to tp_btf/{tracepoint}");
+    Ok(())
+}
+
+fn attach_tracepoint(ebpf: &mut Ebpf, program: &'static str, category: &str, name: &str) -> Result<(), ProbeError> {
+    let prog: &mut TracePoint = ebpf
+        .program_mut(program)
+        .ok_or_else(|| ProbeError::Missing(format!("program `{program}`")))?
+        .try_into()
+        .map_err(|source| ProbeError::Program {
+            action: "find",
+            program,
+            source,
+        })?;
+    prog.load().map_err(|source| ProbeError::Program {
+        action: "load",
+        program,
+        source,
+    })?;
+    prog.attach(category, name).map_err(|source| ProbeError::Program {
+        action: "attach",
+        program,
+        source,
+    })?;
+    log::info!("attached `{program}` to tracepoint {category}/{name}");
+    Ok(())
+}
+
+fn attach_raw(ebpf: &mut Ebpf, program: &'static str, tracepoint: &str) -> Result<(), ProbeError> {
+    let prog: &mut RawTracePoint = ebpf
+        .program_mut(program)
+        .ok_or_else(|| ProbeError::Missing(format!("program `{program}`")))?
+        .try_into()
+        .map_err(|source| ProbeError::Program {
+            action: "find",
+            program,
+            source,
+        })?;
+    prog.load().map_err(|source| ProbeError::Program {
+        action: "load",
+        program,
+        source,
+    })?;
+    prog.attach(tracepoint).map_err(|source| ProbeError::Program {
+        action: "attach",
+        program,
+        source,
+    })?;
+    log::info!("attached `{program}` to raw tracepoint {tracepoint}");
     Ok(())
 }
 

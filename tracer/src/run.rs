@@ -87,7 +87,11 @@ pub async fn trace(cli: &Cli) -> Result<u8, RunError> {
         metrics: cli.metrics,
         filter: filter.clone(),
         per_process: cli.per_process,
+        probe: cli.probe.into(),
     })?;
+    for note in &probes.notes {
+        eprintln!("tracer: {note}");
+    }
     log::info!("loaded and attached in {:?}", loading.elapsed());
     if let Some(logger) = probes.take_logger() {
         spawn_kernel_log(logger);
@@ -104,6 +108,9 @@ pub async fn trace(cli: &Cli) -> Result<u8, RunError> {
         json: cli.json,
         histograms: cli.hist,
     };
+
+    // The report starts here, before a command runs its first instruction.
+    let mut previous = probes.snapshot()?;
 
     // `-- COMMAND`: started held, traced from before its first instruction.
     let mut command = None;
@@ -138,7 +145,6 @@ pub async fn trace(cli: &Cli) -> Result<u8, RunError> {
         eprintln!("tracer: tracing context switches {what} {until}");
     }
 
-    let mut previous = probes.snapshot()?;
     let started = Instant::now();
     let deadline = cli.duration.map(|d| started + d);
     let mut next_tick = cli.interval.map(|i| started + i);

@@ -112,6 +112,9 @@ pub struct Snapshot {
     pub procs: Option<BTreeMap<u32, ProcSnapshot>>,
     /// Per-process counts lost because the kernel map was full.
     pub procs_dropped: u64,
+    /// Classic-tracepoint probe: switches whose incoming task's process was
+    /// unknown, so they have no class.
+    pub unresolved: u64,
 }
 
 impl Snapshot {
@@ -127,6 +130,7 @@ impl Snapshot {
             }),
             procs: None,
             procs_dropped: 0,
+            unresolved: 0,
         }
     }
 
@@ -186,6 +190,7 @@ impl Snapshot {
             latencies,
             procs,
             procs_dropped: self.procs_dropped.saturating_sub(earlier.procs_dropped),
+            unresolved: self.unresolved.saturating_sub(earlier.unresolved),
         }
     }
 

@@ -25,6 +25,9 @@ struct JsonReport<'a> {
     /// With `--per-process`: counts lost because the kernel's table was full.
     #[serde(skip_serializing_if = "Option::is_none")]
     processes_dropped: Option<u64>,
+    /// Classic-tracepoint probe: switches not in any class (process unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unresolved: Option<u64>,
 }
 
 /// `{"thread":N,"process":N,"kernel":N,"idle":N}` from per-class counts.
@@ -117,6 +120,7 @@ pub fn render(report: &Report) -> String {
                 .collect()
         }),
         processes_dropped: report.processes.as_ref().map(|p| p.dropped),
+        unresolved: (report.meta.probe == "tracepoint").then_some(report.unresolved),
     };
     // Serializing plain structs of numbers and strings cannot fail.
     serde_json::to_string(&json).unwrap_or_default()

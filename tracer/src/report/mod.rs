@@ -61,6 +61,9 @@ pub struct Report {
     pub classes: Vec<ClassReport>,
     /// With `--per-process`: the top processes by switches out.
     pub processes: Option<Processes>,
+    /// Classic-tracepoint probe: switches left out of every class because
+    /// the incoming task's process was unknown.
+    pub unresolved: u64,
 }
 
 /// The per-process breakdown.
@@ -222,6 +225,7 @@ impl Report {
             meta,
             classes,
             processes,
+            unresolved: delta.unresolved,
         }
     }
 

@@ -69,6 +69,13 @@ pub fn render(report: &Report, histograms: MetricSet) -> String {
         meta.kernel_release,
         meta.probe
     );
+    if report.unresolved > 0 {
+        let _ = writeln!(
+            out,
+            "warning: {} switches are in no class: the tracepoint probe did not know the incoming task's process",
+            report.unresolved
+        );
+    }
     let with_cost = meta.selected.contains(Metric::SwitchCost);
     let _ = write!(
         out,
