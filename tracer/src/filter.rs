@@ -333,5 +333,10 @@ mod tests {
         fn cpu_list_never_panics(s in "\\PC{0,40}") {
             let _ = parse_cpu_list(&s);
         }
+
+        #[test]
+        fn cgroup_paths_never_panic(s in "[/a-z.\\x00-\\x1f\\PC]{0,40}") {
+            let _ = resolve_cgroup(&s);
+        }
     }
 }
