@@ -427,75 +427,55 @@ impl Probes {
     }
 }
 
-fn attach_tp_btf(ebpf: &mut Ebpf, program: &'static str, tracepoint: &str, btf: &aya::Btf) -> Result<(), ProbeError> {
-    let prog: &mut BtfTracePoint = ebpf
-        .program_mut(program)
+/// The program named `program`, as its concrete type.
+fn program<'a, P>(ebpf: &'a mut Ebpf, program: &'static str) -> Result<&'a mut P, ProbeError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(program)
         .ok_or_else(|| ProbeError::Missing(format!("program `{program}`")))?
         .try_into()
         .map_err(|source| ProbeError::Program {
             action: "find",
             program,
             source,
-        })?;
-    prog.load(tracepoint, btf).map_err(|source| ProbeError::Program {
-        action: "load",
+        })
+}
+
+/// Names the program and the step in a program error.
+fn step<T>(
+    program: &'static str,
+    action: &'static str,
+    result: Result<T, aya::programs::ProgramError>,
+) -> Result<T, ProbeError> {
+    result.map_err(|source| ProbeError::Program {
+        action,
         program,
         source,
-    })?;
-    prog.attach().map_err(|source| ProbeError::Program {
-        action: "attach",
-        program,
-        source,
-    })?;
-    log::info!("attached `{program}` to tp_btf/{tracepoint}");
+    })
+}
+
+fn attach_tp_btf(ebpf: &mut Ebpf, name: &'static str, tracepoint: &str, btf: &aya::Btf) -> Result<(), ProbeError> {
+    let prog: &mut BtfTracePoint = program(ebpf, name)?;
+    step(name, "load", prog.load(tracepoint, btf))?;
+    step(name, "attach", prog.attach())?;
+    log::info!("attached `{name}` to tp_btf/{tracepoint}");
     Ok(())
 }
 
-fn attach_tracepoint(ebpf: &mut Ebpf, program: &'static str, category: &str, name: &str) -> Result<(), ProbeError> {
-    let prog: &mut TracePoint = ebpf
-        .program_mut(program)
-        .ok_or_else(|| ProbeError::Missing(format!("program `{program}`")))?
-        .try_into()
-        .map_err(|source| ProbeError::Program {
-            action: "find",
-            program,
-            source,
-        })?;
-    prog.load().map_err(|source| ProbeError::Program {
-        action: "load",
-        program,
-        source,
-    })?;
-    prog.attach(category, name).map_err(|source| ProbeError::Program {
-        action: "attach",
-        program,
-        source,
-    })?;
-    log::info!("attached `{program}` to tracepoint {category}/{name}");
+fn attach_tracepoint(ebpf: &mut Ebpf, name: &'static str, category: &str, event: &str) -> Result<(), ProbeError> {
+    let prog: &mut TracePoint = program(ebpf, name)?;
+    step(name, "load", prog.load())?;
+    step(name, "attach", prog.attach(category, event))?;
+    log::info!("attached `{name}` to tracepoint {category}/{event}");
     Ok(())
 }
 
-fn attach_raw(ebpf: &mut Ebpf, program: &'static str, tracepoint: &str) -> Result<(), ProbeError> {
-    let prog: &mut RawTracePoint = ebpf
-        .program_mut(program)
-        .ok_or_else(|| ProbeError::Missing(format!("program `{program}`")))?
-        .try_into()
-        .map_err(|source| ProbeError::Program {
-            action: "find",
-            program,
-            source,
-        })?;
-    prog.load().map_err(|source| ProbeError::Program {
-        action: "load",
-        program,
-        source,
-    })?;
-    prog.attach(tracepoint).map_err(|source| ProbeError::Program {
-        action: "attach",
-        program,
-        source,
-    })?;
-    log::info!("attached `{program}` to raw tracepoint {tracepoint}");
+fn attach_raw(ebpf: &mut Ebpf, name: &'static str, tracepoint: &str) -> Result<(), ProbeError> {
+    let prog: &mut RawTracePoint = program(ebpf, name)?;
+    step(name, "load", prog.load())?;
+    step(name, "attach", prog.attach(tracepoint))?;
+    log::info!("attached `{name}` to raw tracepoint {tracepoint}");
     Ok(())
 }
 
