@@ -220,6 +220,13 @@ impl Probes {
         }
         if let Some(btf) = &aya_btf {
             loader.btf(btf);
+            // The tracepoint probe's thread map is not used: keep it tiny.
+            loader.map_max_entries(TASKS_MAP, 1);
+        }
+        if !opts.per_process {
+            // Per-CPU rows for 16,384 processes add up on a many-CPU host.
+            loader.map_max_entries(PROCS_MAP, 1);
+            loader.map_max_entries(COMMS_MAP, 1);
         }
         let metrics = measured.bits();
         let filter = opts.filter.bits();
