@@ -118,6 +118,12 @@ pub struct Cli {
     #[arg(last = true, value_name = "COMMAND", value_parser = clap::value_parser!(std::ffi::OsString))]
     pub run: Vec<std::ffi::OsString>,
 
+    /// Also report what tracer itself costs: per kernel program its runs and
+    /// mean ns per run (BPF run-time statistics, on for this run only), and
+    /// tracer's own CPU time and RSS.
+    #[arg(long)]
+    pub self_stats: bool,
+
     /// Kernel programs to use: tp_btf (BTF tracepoints, everything works),
     /// tracepoint (classic tracepoints, for kernels without BTF: no run-queue
     /// or off-CPU time, no --cgroup), or auto (tp_btf where the kernel has

@@ -117,7 +117,9 @@ pub struct Probes {
     tgids: HashMap<MapData, u32, u8>,
     procs: Option<ProcMaps>,
     logger: Option<EbpfLogger<&'static dyn log::Log>>,
-    _ebpf: Ebpf,
+    /// Keeps the kernel's per-program run-time statistics on (`--self-stats`).
+    stats: Option<std::os::fd::OwnedFd>,
+    ebpf: Ebpf,
     /// The metrics measured in this run.
     pub measured: MetricSet,
     /// Metrics asked for that this kernel cannot give, with the reason.
@@ -338,12 +340,38 @@ impl Probes {
                 None
             },
             logger,
-            _ebpf: ebpf,
+            stats: None,
+            ebpf,
             measured,
             unavailable,
             notes,
             probe,
         })
+    }
+
+    /// Turns on the kernel's run-time statistics of BPF programs
+    /// (`BPF_ENABLE_STATS`) for as long as these probes live.
+    pub fn enable_stats(&mut self) -> Result<(), ProbeError> {
+        let fd = aya::sys::enable_stats(aya::sys::Stats::RunTime)
+            .map_err(|e| ProbeError::Unsupported(format!("cannot turn on BPF run-time statistics: {e}")))?;
+        self.stats = Some(fd);
+        Ok(())
+    }
+
+    /// Runs and run time so far of each attached program (zeros unless
+    /// statistics are on).
+    pub fn program_stats(&self) -> Vec<crate::snapshot::ProgramStats> {
+        self.ebpf
+            .programs()
+            .filter_map(|(name, prog)| {
+                let info = prog.info().ok()?;
+                Some(crate::snapshot::ProgramStats {
+                    name: name.to_owned(),
+                    runs: info.run_count(),
+                    run_ns: info.run_time().as_nanos() as u64,
+                })
+            })
+            .collect()
     }
 
     /// Starts tracing a process (with `-- COMMAND`: the command, before it runs).
@@ -430,6 +458,10 @@ impl Probes {
             procs,
             procs_dropped,
             unresolved,
+            own: self
+                .stats
+                .is_some()
+                .then(|| crate::snapshot::OwnCost::now(self.program_stats())),
         })
     }
 }

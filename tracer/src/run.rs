@@ -92,6 +92,9 @@ pub async fn trace(cli: &Cli) -> Result<u8, RunError> {
     for note in &probes.notes {
         eprintln!("tracer: {note}");
     }
+    if cli.self_stats {
+        probes.enable_stats()?;
+    }
     log::info!("loaded and attached in {:?}", loading.elapsed());
     if let Some(logger) = probes.take_logger() {
         spawn_kernel_log(logger);

@@ -1289,3 +1289,37 @@ fn both_cpus_at_full_rate() {
         );
     }
 }
+
+/// `--self-stats`: every attached program with its runs and mean run time,
+/// and tracer's own CPU time and RSS.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn self_stats_report_the_programs() {
+    let mut child = Reaper(
+        tracer_cmd()
+            .args(["--json", "--self-stats", "-d", "3s"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    let truth = workload::run(&Spec::new(PingPong::Threads, workload_cpu(), 20_000))
+        .unwrap()
+        .switches();
+    assert!(child.0.wait().unwrap().success());
+    let mut s = String::new();
+    std::io::Read::read_to_string(child.0.stdout.as_mut().unwrap(), &mut s).unwrap();
+    let v = parse_report(s.trim());
+    let own = &v["self"];
+    let programs = own["programs"].as_array().unwrap();
+    let names: Vec<&str> = programs.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    for want in ["sched_switch", "sched_exit", "sched_wakeup", "sched_wakeup_new"] {
+        assert!(names.contains(&want), "{names:?}");
+    }
+    let switch = programs.iter().find(|p| p["name"] == "sched_switch").unwrap();
+    // It ran once per switch, system-wide: at least the workload's.
+    assert!(switch["runs"].as_u64().unwrap() >= truth, "{switch}");
+    assert_eq!(switch["runs"], v["switches"], "one run per switch");
+    assert!(switch["mean_ns"].as_u64().unwrap() > 0);
+    assert!(own["user_cpu_ns"].as_u64().unwrap() > 0 && own["rss_bytes"].as_u64().unwrap() > 1 << 20);
+}

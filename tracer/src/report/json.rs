@@ -28,6 +28,9 @@ struct JsonReport<'a> {
     /// Classic-tracepoint probe: switches not in any class (process unknown).
     #[serde(skip_serializing_if = "Option::is_none")]
     unresolved: Option<u64>,
+    /// With `--self-stats`: what tracer cost during the report.
+    #[serde(rename = "self", skip_serializing_if = "Option::is_none")]
+    own: Option<Value>,
 }
 
 /// `{"thread":N,"process":N,"kernel":N,"idle":N}` from per-class counts.
@@ -121,6 +124,21 @@ pub fn render(report: &Report) -> String {
         }),
         processes_dropped: report.processes.as_ref().map(|p| p.dropped),
         unresolved: (report.meta.probe == "tracepoint").then_some(report.unresolved),
+        own: report.own.as_ref().map(|own| {
+            let programs: Vec<Value> = own
+                .programs
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "name": p.name,
+                        "runs": p.runs,
+                        "run_ns": p.run_ns,
+                        "mean_ns": (p.runs > 0).then(|| p.run_ns / p.runs),
+                    })
+                })
+                .collect();
+            serde_json::json!({"programs": programs, "user_cpu_ns": own.cpu_ns, "rss_bytes": own.rss_bytes})
+        }),
     };
     // Serializing plain structs of numbers and strings cannot fail.
     serde_json::to_string(&json).unwrap_or_default()

@@ -64,6 +64,8 @@ pub struct Report {
     /// Classic-tracepoint probe: switches left out of every class because
     /// the incoming task's process was unknown.
     pub unresolved: u64,
+    /// With `--self-stats`: what tracer cost during the report's span.
+    pub own: Option<crate::snapshot::OwnCost>,
 }
 
 /// The per-process breakdown.
@@ -226,6 +228,7 @@ impl Report {
             classes,
             processes,
             unresolved: delta.unresolved,
+            own: delta.own,
         }
     }
 
