@@ -133,7 +133,7 @@ pub fn render(report: &Report) -> String {
                         "name": p.name,
                         "runs": p.runs,
                         "run_ns": p.run_ns,
-                        "mean_ns": (p.runs > 0).then(|| p.run_ns / p.runs),
+                        "mean_ns": p.run_ns.checked_div(p.runs),
                     })
                 })
                 .collect();

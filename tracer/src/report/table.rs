@@ -175,11 +175,10 @@ fn own_cost(out: &mut String, own: &crate::snapshot::OwnCost, duration_ns: u64) 
     );
     let mut total = 0;
     for p in &own.programs {
-        let mean = if p.runs == 0 {
-            "-".to_owned()
-        } else {
-            (p.run_ns / p.runs).to_string()
-        };
+        let mean = p
+            .run_ns
+            .checked_div(p.runs)
+            .map_or_else(|| "-".to_owned(), |m| m.to_string());
         let _ = writeln!(
             out,
             "{:<20} {:>12} {:>10} {:>12} {:>10}",
