@@ -69,6 +69,13 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// The floor for overhead benchmarks: an empty program on sched_switch. What
+/// any tp_btf program there costs before it does anything.
+#[btf_tracepoint(function = "sched_switch")]
+pub fn floor_switch(_ctx: BtfTracePointContext) -> i32 {
+    0
+}
+
 // include/trace/events/sched.h (Linux >= 6.16), a bare tracepoint:
 //   DECLARE_TRACE(sched_exit, TP_PROTO(bool is_switch), ...)
 // traced as `sched_exit_tp`, in the incoming task at the end of __schedule()

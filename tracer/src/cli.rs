@@ -165,6 +165,10 @@ pub enum Command {
     /// the time is up; prints one JSON line with the kernel's counts.
     #[command(hide = true)]
     SoakLoad(SoakLoadArgs),
+    /// For overhead benchmarks: attach only an empty program on sched_switch
+    /// until SIGINT/SIGTERM.
+    #[command(hide = true)]
+    Floor,
 }
 
 #[derive(Debug, Args)]

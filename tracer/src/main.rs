@@ -33,6 +33,21 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             ping_pong(args)?;
             return Ok(0);
         }
+        Some(Command::Floor) => {
+            let _floor = tracer::probe::attach_floor()?;
+            // SAFETY: an empty, then filled, signal set; sigwait blocks this
+            // (only) thread until SIGINT or SIGTERM arrives.
+            unsafe {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGINT);
+                libc::sigaddset(&mut set, libc::SIGTERM);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                let mut sig = 0;
+                libc::sigwait(&set, &mut sig);
+            }
+            return Ok(0);
+        }
         Some(Command::SoakLoad(args)) => {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.seconds);
             let (mut thread_switches, mut process_switches, mut rounds) = (0u64, 0u64, 0u64);
@@ -120,6 +135,7 @@ fn ping_pong(args: &PingPongArgs) -> anyhow::Result<()> {
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let line = serde_json::json!({
         "tgid": std::process::id(),
+        "elapsed_ns": outcome.elapsed.as_nanos() as u64,
         "switches": outcome.switches(),
         "process_switches": ru.ru_nvcsw + ru.ru_nivcsw,
     });

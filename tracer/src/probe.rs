@@ -35,6 +35,16 @@ use crate::{
 /// The kernel programs, built by `build.rs` for the BPF target.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
 
+/// Loads and attaches only the empty `floor_switch` program on sched_switch,
+/// for overhead benchmarks; detached when the returned value drops.
+pub fn attach_floor() -> Result<Ebpf, ProbeError> {
+    privilege::check()?;
+    let btf = aya::Btf::from_sys_fs()?;
+    let mut ebpf = EbpfLoader::new().btf(&btf).allow_unsupported_maps().load(EBPF_OBJECT)?;
+    attach_tp_btf(&mut ebpf, tracer_common::maps::PROG_FLOOR_SWITCH, "sched_switch", &btf)?;
+    Ok(ebpf)
+}
+
 /// `BPF_NOEXIST`: insert only if the key is not there yet.
 const BPF_NOEXIST: u64 = 1;
 

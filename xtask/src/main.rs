@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's only entry points. Each command first makes
 //! sure the pinned toolchain, rust-src and bpf-linker are installed.
+mod overhead;
 mod setup;
 mod soak;
 mod tasks;
@@ -35,6 +36,16 @@ enum Command {
     },
     /// rustfmt --check and clippy -D warnings, host crates and the eBPF crate.
     Lint,
+    /// Measure what tracing costs a pinned process ping-pong: untraced, an
+    /// empty program (the floor), tracer's variants; round-robin (as root).
+    BenchOverhead {
+        /// Rounds (each runs every variant once).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Round trips of the ping-pong per run.
+        #[arg(long, default_value_t = 200_000)]
+        round_trips: u64,
+    },
     /// Run tracer for a long time under load and task churn; check that its
     /// memory stays flat and its counts stay right (as root).
     Soak {
@@ -54,6 +65,15 @@ fn main() -> ExitCode {
         Command::Run { args } => setup::ensure().and_then(|env| tasks::run(&env, &args)),
         Command::Test { args } => setup::ensure().and_then(|env| tasks::test(&env, &args)),
         Command::Lint => setup::ensure().and_then(|env| tasks::lint(&env)),
+        Command::BenchOverhead { rounds, round_trips } => setup::ensure().and_then(|env| {
+            tasks::build(&env)?;
+            overhead::bench(
+                &env.workspace.join("target/release/tracer"),
+                rounds,
+                round_trips,
+                &env.workspace.join("target"),
+            )
+        }),
         Command::Soak { minutes, seconds } => setup::ensure().and_then(|env| {
             tasks::build(&env)?;
             soak::soak(

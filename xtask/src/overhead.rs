@@ -1,0 +1,164 @@
+//! `cargo xtask bench-overhead`: what tracing costs a pinned process
+//! ping-pong, variant by variant, in one run. Variants alternate round-robin
+//! so that drift on a shared host hits them all alike; slowdowns are medians
+//! of per-round ratios to the untraced run of the same round, never absolute
+//! times compared across runs.
+
+use std::{
+    fmt::Write as _,
+    fs,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+
+/// One way of running the workload.
+struct Variant {
+    name: &'static str,
+    /// tracer arguments; `None` for untraced.
+    tracer_args: Option<&'static [&'static str]>,
+}
+
+const VARIANTS: &[Variant] = &[
+    Variant {
+        name: "untraced",
+        tracer_args: None,
+    },
+    Variant {
+        name: "floor: empty tp_btf program on sched_switch",
+        tracer_args: Some(&["floor"]),
+    },
+    Variant {
+        name: "tracer -m none (classify + count)",
+        tracer_args: Some(&["--json", "-m", "none"]),
+    },
+    Variant {
+        name: "tracer -m switch (+ switch cost)",
+        tracer_args: Some(&["--json", "-m", "switch"]),
+    },
+    Variant {
+        name: "tracer (default: all metrics)",
+        tracer_args: Some(&["--json"]),
+    },
+];
+
+/// Stops a background tracer when dropped.
+struct Background(Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        // SAFETY: signals our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+        let _ = self.0.wait();
+    }
+}
+
+/// The number right after `key` in a JSON line.
+fn json_u64(line: &str, key: &str) -> Option<u64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len())]
+        .parse()
+        .ok()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[(v.len() - 1) / 2]
+}
+
+/// One run of the workload: (elapsed ns, switches).
+fn workload(tracer: &Path, cpu: usize, round_trips: u64) -> anyhow::Result<(u64, u64)> {
+    let out = Command::new(tracer)
+        .args(["ping-pong", "--kind", "processes", "--cpu", &cpu.to_string()])
+        .args(["--round-trips", &round_trips.to_string()])
+        .output()?;
+    if !out.status.success() {
+        bail!("workload failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    Ok((
+        json_u64(&line, "\"elapsed_ns\":").context("elapsed_ns")?,
+        json_u64(&line, "\"switches\":").context("switches")?,
+    ))
+}
+
+pub fn bench(tracer: &Path, rounds: usize, round_trips: u64, out_dir: &Path) -> anyhow::Result<()> {
+    let cpu = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+    eprintln!(
+        "xtask: {rounds} rounds of {} variants, pinned process ping-pong of {round_trips} round trips on CPU {cpu}",
+        VARIANTS.len()
+    );
+    // elapsed[variant][round], switches[variant][round]
+    let mut elapsed = vec![Vec::new(); VARIANTS.len()];
+    let mut switches = vec![Vec::new(); VARIANTS.len()];
+    for round in 0..rounds {
+        for (i, v) in VARIANTS.iter().enumerate() {
+            let _tracer = match v.tracer_args {
+                None => None,
+                Some(args) => {
+                    let child = Command::new(tracer).args(args).stdout(Stdio::null()).spawn()?;
+                    // Loading and attaching take well under a second here.
+                    std::thread::sleep(Duration::from_millis(1500));
+                    Some(Background(child))
+                }
+            };
+            let (ns, n) = workload(tracer, cpu, round_trips)?;
+            elapsed[i].push(ns as f64);
+            switches[i].push(n as f64);
+        }
+        eprintln!("xtask: round {}/{rounds} done", round + 1);
+    }
+
+    let base_switches = median(&mut switches[0].clone());
+    let mut rows = Vec::new();
+    for (i, v) in VARIANTS.iter().enumerate() {
+        let med = median(&mut elapsed[i].clone());
+        let mut ratios: Vec<f64> = elapsed[i].iter().zip(&elapsed[0]).map(|(x, u)| x / u).collect();
+        let slowdown = median(&mut ratios);
+        // Paired like the ratios: per round, this variant minus untraced.
+        let mut diffs: Vec<f64> = elapsed[i]
+            .iter()
+            .zip(&elapsed[0])
+            .map(|(x, u)| (x - u) / base_switches)
+            .collect();
+        let added = median(&mut diffs);
+        rows.push((v.name, med, slowdown, added));
+    }
+
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "| variant | median elapsed | slowdown (median of per-round ratios) | ns added per switch (median of per-round differences) |"
+    );
+    let _ = writeln!(table, "|---|---|---|---|");
+    for (name, med, slowdown, added) in &rows {
+        let _ = writeln!(table, "| {name} | {:.1} ms | {slowdown:.3}x | {added:.0} |", med / 1e6);
+    }
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let md = format!(
+        "# tracer overhead\n\nPinned process ping-pong, {round_trips} round trips (~{:.0} switches) on CPU {cpu}, {rounds} rounds, variants round-robin; kernel {}.\n\n{table}",
+        base_switches,
+        kernel.trim()
+    );
+    let json_rows: Vec<String> = rows
+        .iter()
+        .map(|(name, med, slowdown, added)| {
+            format!(
+                "{{\"variant\":\"{name}\",\"median_elapsed_ns\":{med:.0},\"slowdown\":{slowdown:.4},\"ns_added_per_switch\":{added:.1}}}"
+            )
+        })
+        .collect();
+    let json = format!(
+        "{{\"rounds\":{rounds},\"round_trips\":{round_trips},\"switches\":{base_switches:.0},\"kernel\":\"{}\",\"variants\":[{}]}}\n",
+        kernel.trim(),
+        json_rows.join(",")
+    );
+    fs::create_dir_all(out_dir)?;
+    fs::write(out_dir.join("bench-overhead.md"), &md)?;
+    fs::write(out_dir.join("bench-overhead.json"), &json)?;
+    println!("{md}");
+    eprintln!("xtask: wrote {}/bench-overhead.{{md,json}}", out_dir.display());
+    Ok(())
+}
