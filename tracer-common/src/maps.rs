@@ -84,7 +84,27 @@ pub struct CpuState {
     /// Classic-tracepoint probe only: switches whose incoming task's process
     /// was not known (reported, never silently dropped).
     pub unresolved: u64,
+    /// `next->sched_info.last_queued` at the last switch (run-queue clock),
+    /// for `runq_latency_ns` from the scheduler's own accounting; 0 if none.
+    pub runq_queued: u64,
 }
+
+/// Load-time global: where to find the scheduler's own wait accounting.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedInfo {
+    /// Non-zero: `runq_latency_ns` is `last_arrival - last_queued` of the
+    /// incoming task, read at sched_switch and at sched_exit_tp.
+    pub enabled: u32,
+    /// Offset of `task_struct.sched_info.last_queued`.
+    pub last_queued: u32,
+    /// Offset of `task_struct.sched_info.last_arrival`.
+    pub last_arrival: u32,
+    pub _pad: u32,
+}
+
+/// Load-time global: `SchedInfo`.
+pub const GLOBAL_SCHED_INFO: &str = "SCHED_INFO";
 
 /// Classic-tracepoint probe: byte offsets of the fields it reads, from each
 /// event's `format` file in tracefs, and what else it needs to know.
@@ -252,6 +272,8 @@ mod pod {
     unsafe impl aya::Pod for super::CgroupFilter {}
     // SAFETY: `#[repr(C)]`, only `u32` fields, no padding; every bit pattern is valid.
     unsafe impl aya::Pod for super::TracepointLayout {}
+    // SAFETY: `#[repr(C)]`, only `u32` fields, no padding; every bit pattern is valid.
+    unsafe impl aya::Pod for super::SchedInfo {}
     // SAFETY: `#[repr(C)]`, only `u64` fields, no padding; every bit pattern is valid.
     unsafe impl aya::Pod for crate::hist::Histogram {}
 }

@@ -160,6 +160,7 @@ pub fn on_switch<P: Task, N: Task>(
         // would span a task that is not traced: drop them.
         cpu.last_switch_ns = 0;
         cpu.switch_start_ns = 0;
+        cpu.runq_queued = 0;
         return Ok(None);
     };
 
@@ -189,26 +190,37 @@ pub fn on_switch<P: Task, N: Task>(
         }
         cpu.last_switch_ns = now;
     }
+    // The class of the switch that sched_exit_tp ends.
+    cpu.class = class as u32;
     if measures(Metric::SwitchCost) {
-        cpu.class = class as u32;
         cpu.switch_start_ns = now;
     }
     Ok(Some(Traced { class: c, now }))
 }
 
-/// The end of a switch in the incoming task: records `switch_cost_ns`.
+/// The end of a switch in the incoming task: records `switch_cost_ns`, and
+/// with `arrival` (the incoming task's `sched_info.last_arrival`, read only
+/// when needed) `runq_latency_ns` from the scheduler's own accounting.
 #[inline(always)]
-pub fn on_switch_end(is_switch: bool) -> Result<(), &'static str> {
+pub fn on_switch_end(is_switch: bool, arrival: impl FnOnce() -> u64) -> Result<(), &'static str> {
     if !is_switch {
         return Ok(()); // __schedule() picked the same task again: no switch.
     }
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let cpu = cpu_state()?;
-    if cpu.switch_start_ns == 0 {
-        return Ok(()); // The switch happened before we attached, or was not traced.
+    if cpu.switch_start_ns != 0 {
+        let cost = now.saturating_sub(cpu.switch_start_ns);
+        cpu.switch_start_ns = 0;
+        record(Metric::SwitchCost, cpu.class as usize, cost)?;
     }
-    let cost = now.saturating_sub(cpu.switch_start_ns);
-    cpu.switch_start_ns = 0;
-    record(Metric::SwitchCost, cpu.class as usize, cost)
+    if cpu.runq_queued != 0 {
+        let queued = cpu.runq_queued;
+        cpu.runq_queued = 0;
+        let arrived = arrival();
+        if arrived >= queued {
+            record(Metric::Runq, cpu.class as usize, arrived - queued)?;
+        }
+    }
+    Ok(())
 }

@@ -1,13 +1,17 @@
 //! The tp_btf probe: programs that get `struct task_struct *` arguments and
 //! read them at offsets from the running kernel's BTF.
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::btf_tracepoint, programs::BtfTracePointContext};
+use aya_ebpf::{
+    helpers::{bpf_get_current_task_btf, bpf_ktime_get_ns},
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
+};
 use aya_log_ebpf::error;
 use tracer_common::{class::is_voluntary, maps::Metric};
 
 use crate::{
     account::{Traced, cpu_state, on_switch, on_switch_end, record},
-    state::{COMMS, FOLLOW_CHILDREN, PROCS, TASK_COMM_OFFSET, TASK_TIMES, TGIDS, global, measures},
+    state::{COMMS, FOLLOW_CHILDREN, PROCS, SCHED_INFO, TASK_COMM_OFFSET, TASK_TIMES, TGIDS, global, measures},
     task::{BtfTask, Task, task_field},
 };
 
@@ -38,7 +42,21 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), &'static str> {
     let Some(Traced { class, now }) = on_switch(cpu, &prev, &prev_ids, &next, &next_ids, voluntary)? else {
         return Ok(());
     };
-    if !(measures(Metric::Offcpu) || measures(Metric::Runq)) {
+    let sched_info = global(&SCHED_INFO);
+    // Run-queue latency from the scheduler's own accounting: when next was
+    // queued (run-queue clock); sched_exit reads when it arrived.
+    let runq_from_task_times = measures(Metric::Runq) && sched_info.enabled == 0;
+    if measures(Metric::Runq) && sched_info.enabled != 0 {
+        // The idle task is never queued.
+        cpu.runq_queued = if next_ids.pid == 0 {
+            0
+        } else {
+            // SAFETY: `next` is a tp_btf task pointer; the offset is that of
+            // `sched_info.last_queued`, an unsigned long long.
+            unsafe { task_field(next.0, sched_info.last_queued) }
+        };
+    }
+    if !(measures(Metric::Offcpu) || runq_from_task_times) {
         return Ok(());
     }
     // Idle tasks are never off-CPU or queued in the usual sense: skip them.
@@ -48,8 +66,10 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), &'static str> {
         // SAFETY: non-null storage of `prev`, ours until the program returns.
         if let Some(times) = unsafe { times.as_mut() } {
             times.offcpu_since = now;
-            // Still runnable (preempted or yielding): it waits in the run queue from now.
-            times.runq_since = if prev_state == 0 { now } else { 0 };
+            if runq_from_task_times {
+                // Still runnable (preempted or yielding): it waits in the run queue from now.
+                times.runq_since = if prev_state == 0 { now } else { 0 };
+            }
         }
     }
     if next_ids.pid != 0 {
@@ -60,10 +80,12 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), &'static str> {
             if measures(Metric::Offcpu) && times.offcpu_since != 0 {
                 record(Metric::Offcpu, class, now.saturating_sub(times.offcpu_since))?;
             }
-            if measures(Metric::Runq) && times.runq_since != 0 {
-                record(Metric::Runq, class, now.saturating_sub(times.runq_since))?;
+            if runq_from_task_times {
+                if times.runq_since != 0 {
+                    record(Metric::Runq, class, now.saturating_sub(times.runq_since))?;
+                }
+                times.runq_since = 0;
             }
-            times.runq_since = 0;
         }
     }
     Ok(())
@@ -82,7 +104,17 @@ pub fn floor_switch(_ctx: BtfTracePointContext) -> i32 {
 // and in schedule_tail().
 #[btf_tracepoint(function = "sched_exit_tp")]
 pub fn sched_exit(ctx: BtfTracePointContext) -> i32 {
-    if let Err(map) = on_switch_end(ctx.arg::<u64>(0) != 0) {
+    let arrival = || {
+        // SAFETY: the current task as a trusted BTF pointer (a helper for
+        // tracing programs); the offset is that of `sched_info.last_arrival`.
+        unsafe {
+            task_field::<u64>(
+                bpf_get_current_task_btf() as *const u8,
+                global(&SCHED_INFO).last_arrival,
+            )
+        }
+    };
+    if let Err(map) = on_switch_end(ctx.arg::<u64>(0) != 0, arrival) {
         error!(&ctx, "sched_exit: lookup in map {} failed", map);
     }
     0

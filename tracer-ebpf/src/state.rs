@@ -9,7 +9,7 @@ use tracer_common::{
     hist::Histogram,
     maps::{
         CgroupFilter, CpuState, MAX_CPUS, MAX_PROCS, MAX_TASKS, MAX_TGIDS, MAX_TIDS, Metric, NUM_METRICS, ProcCounts,
-        TaskTimes, TracepointLayout,
+        SchedInfo, TaskTimes, TracepointLayout,
     },
 };
 
@@ -61,6 +61,14 @@ pub static TP_LAYOUT: TracepointLayout = TracepointLayout {
     newtask_clone_flags: 0,
     free_pid: 0,
     kthreadd: 0,
+};
+/// Run-queue latency from the scheduler's own accounting, when on.
+#[unsafe(no_mangle)]
+pub static SCHED_INFO: SchedInfo = SchedInfo {
+    enabled: 0,
+    last_queued: 0,
+    last_arrival: 0,
+    _pad: 0,
 };
 /// Non-zero to count switches per process in `PROCS`.
 #[unsafe(no_mangle)]

@@ -89,6 +89,7 @@ fn try_tp_sched_switch(ctx: &TracePointContext) -> Result<(), &'static str> {
         cpu.unresolved += 1;
         cpu.last_switch_ns = 0;
         cpu.switch_start_ns = 0;
+        cpu.runq_queued = 0;
         return Ok(());
     };
     // The event's prev_state carries TASK_REPORT_MAX when prev was preempted.
@@ -111,7 +112,8 @@ fn try_tp_sched_switch(ctx: &TracePointContext) -> Result<(), &'static str> {
 // which needs no BTF: args[0] is `bool is_switch`.
 #[raw_tracepoint(tracepoint = "sched_exit_tp")]
 pub fn raw_sched_exit(ctx: RawTracePointContext) -> i32 {
-    if let Err(map) = on_switch_end(ctx.arg::<u64>(0) != 0) {
+    // No task pointers here: run-queue latency is not measured by this probe.
+    if let Err(map) = on_switch_end(ctx.arg::<u64>(0) != 0, || 0) {
         error!(&ctx, "raw_sched_exit: lookup in map {} failed", map);
     }
     0

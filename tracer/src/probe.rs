@@ -15,11 +15,11 @@ use tracer_common::{
     maps::{
         COMMS_MAP, CPU_MAP, CPUS_MAP, CgroupFilter, CpuState, FILTER_TGID, GLOBAL_CGROUP, GLOBAL_COMM,
         GLOBAL_COMM_OFFSET, GLOBAL_FILTER, GLOBAL_FLAGS_OFFSET, GLOBAL_FOLLOW_CHILDREN, GLOBAL_METRICS,
-        GLOBAL_PER_PROCESS, GLOBAL_PID_OFFSET, GLOBAL_TGID_OFFSET, GLOBAL_TP_LAYOUT, HISTS_MAP, PROCS_MAP,
-        PROG_RAW_SCHED_EXIT, PROG_SCHED_EXIT, PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_FORK,
+        GLOBAL_PER_PROCESS, GLOBAL_PID_OFFSET, GLOBAL_SCHED_INFO, GLOBAL_TGID_OFFSET, GLOBAL_TP_LAYOUT, HISTS_MAP,
+        PROCS_MAP, PROG_RAW_SCHED_EXIT, PROG_SCHED_EXIT, PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_FORK,
         PROG_SCHED_PROCESS_FREE, PROG_SCHED_SWITCH, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, PROG_TP_PROCESS_FREE,
-        PROG_TP_SCHED_SWITCH, PROG_TP_TASK_NEWTASK, ProcCounts, TASK_KTHREAD_BIT, TASKS_MAP, TGIDS_MAP, TIDS_MAP,
-        TracepointLayout,
+        PROG_TP_SCHED_SWITCH, PROG_TP_TASK_NEWTASK, ProcCounts, SchedInfo, TASK_KTHREAD_BIT, TASKS_MAP, TGIDS_MAP,
+        TIDS_MAP, TracepointLayout,
     },
 };
 
@@ -138,6 +138,9 @@ pub struct Probes {
     pub notes: Vec<String>,
     /// `tp_btf` or `tracepoint`.
     pub probe: &'static str,
+    /// `runq_latency_ns` comes from the scheduler's own accounting
+    /// (`sched_info`), not from a wakeup program.
+    pub runq_from_sched_info: bool,
 }
 
 /// Turns the BTF view of the cgroup chain and the wanted cgroup into the
@@ -191,6 +194,7 @@ impl Probes {
 
         let mut loader = EbpfLoader::new();
         let offsets;
+        let mut sched_info = SchedInfo::default();
         let cgroup;
         let layout;
         let tasks;
@@ -205,6 +209,21 @@ impl Probes {
                         format!("this kernel has no `{SCHED_EXIT_TP}` tracepoint (added in Linux 6.16)"),
                         &mut measured,
                     );
+                }
+                // Run-queue latency from the scheduler's own accounting where
+                // the kernel has it and sched_exit_tp to read it at: no
+                // program per wakeup, and exactly schedstat's run_delay.
+                if let Some(si) = kbtf.sched_info_offsets()
+                    && measured.contains(Metric::Runq)
+                    && kbtf.has_tracepoint(SCHED_EXIT_TP)
+                {
+                    sched_info = SchedInfo {
+                        enabled: 1,
+                        last_queued: si.last_queued,
+                        last_arrival: si.last_arrival,
+                        _pad: 0,
+                    };
+                    log::info!("run-queue latency from sched_info: {si:?}");
                 }
                 cgroup = cgroup_spec(kbtf, &opts.filter)?;
                 layout = TracepointLayout::default();
@@ -255,6 +274,7 @@ impl Probes {
             .override_global(GLOBAL_COMM, &comm, true)
             .override_global(GLOBAL_CGROUP, &cgroup, true)
             .override_global(GLOBAL_TP_LAYOUT, &layout, true)
+            .override_global(GLOBAL_SCHED_INFO, &sched_info, true)
             .override_global(GLOBAL_PER_PROCESS, &per_process, true)
             .override_global(GLOBAL_FOLLOW_CHILDREN, &follow, true)
             // TASK_TIMES (task storage) is only used by the kernel programs.
@@ -303,11 +323,11 @@ impl Probes {
                 if opts.per_process {
                     attach_tp_btf(&mut ebpf, PROG_SCHED_PROCESS_EXEC, "sched_process_exec", btf)?;
                 }
-                if measured.contains(Metric::Runq) {
+                if measured.contains(Metric::Runq) && sched_info.enabled == 0 {
                     attach_tp_btf(&mut ebpf, PROG_SCHED_WAKEUP, "sched_wakeup", btf)?;
                     attach_tp_btf(&mut ebpf, PROG_SCHED_WAKEUP_NEW, "sched_wakeup_new", btf)?;
                 }
-                if measured.contains(Metric::SwitchCost) {
+                if measured.contains(Metric::SwitchCost) || sched_info.enabled != 0 {
                     attach_tp_btf(&mut ebpf, PROG_SCHED_EXIT, SCHED_EXIT_TP, btf)?;
                 }
                 attach_tp_btf(&mut ebpf, PROG_SCHED_SWITCH, "sched_switch", btf)?;
@@ -356,6 +376,7 @@ impl Probes {
             unavailable,
             notes,
             probe,
+            runq_from_sched_info: sched_info.enabled != 0,
         })
     }
 
