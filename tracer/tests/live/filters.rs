@@ -1,0 +1,314 @@
+//! Filters and `-- COMMAND`: the wanted switches are there, the unwanted ones are not.
+
+use super::*;
+
+/// `-- COMMAND`: a shell that runs a thread ping-pong and a process ping-pong
+/// (exec'd children of the shell, the second forking a child of its own) is
+/// traced whole, while an unrelated process ping-pong runs beside it and is
+/// left out. Per process, `out` matches the kernel's count for each helper.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn command_tree_is_traced_and_nothing_else() {
+    let exe = env!("CARGO_BIN_EXE_tracer");
+    let rt = 30_000u64;
+    let script = format!(
+        "{exe} ping-pong --kind threads --cpu 1 --round-trips {rt} && {exe} ping-pong --kind processes --cpu 1 --round-trips {rt}"
+    );
+    let noise = Noise::start();
+    std::thread::sleep(Duration::from_millis(200));
+    let out = tracer_cmd()
+        .args([
+            "--json",
+            "--per-process",
+            "--top",
+            "1000",
+            "-m",
+            "none",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .output()
+        .unwrap();
+    let noise_switches = noise.stop();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (helpers, report) = split_output(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(helpers.len(), 2, "{helpers:?}");
+    let (threads, procs) = (&helpers[0], &helpers[1]);
+    let truth_thread = threads["switches"].as_u64().unwrap();
+    let truth_process = procs["switches"].as_u64().unwrap();
+    let (thread, process) = (class_switches(&report, "thread"), class_switches(&report, "process"));
+    eprintln!(
+        "traced: thread {thread} (kernel {truth_thread}), process {process} (kernel {truth_process}); noise made {noise_switches} switches"
+    );
+    // Wanted: the command's tree, threads and exec'd/forked children alike.
+    assert!(thread as f64 >= 0.99 * truth_thread as f64);
+    assert!(process as f64 >= 0.99 * truth_process as f64);
+    // Unwanted: the noise (process switches on CPU 0) must not be in it. It
+    // made far more than the allowance while the command ran.
+    assert!(noise_switches > 20_000, "the noise did not run: {noise_switches}");
+    assert!(
+        process as f64 <= 1.01 * truth_process as f64 + 2_000.0,
+        "process {process}: unrelated switches got in (kernel counted {truth_process} for the command)"
+    );
+
+    let procs_list = processes(&report);
+    let me = std::process::id() as u64;
+    assert!(
+        procs_list.iter().all(|p| p["tgid"].as_u64() != Some(me)),
+        "the test process was traced"
+    );
+    for helper in &helpers {
+        let tgid = helper["tgid"].as_u64().unwrap();
+        let kernel = helper["process_switches"].as_u64().unwrap();
+        let entry = procs_list
+            .iter()
+            .find(|p| p["tgid"].as_u64() == Some(tgid))
+            .unwrap_or_else(|| panic!("helper {tgid} missing from {procs_list:?}"));
+        let out_sum: u64 = ["thread", "process", "kernel", "idle"]
+            .iter()
+            .map(|c| entry["out"][c].as_u64().unwrap())
+            .sum();
+        // The kernel's count was read just before the helper printed and
+        // exited; its last switches (printing, exiting threads) come after.
+        assert!(
+            out_sum >= kernel && out_sum <= kernel + 20,
+            "process {tgid}: out {out_sum}, kernel counted {kernel}"
+        );
+        assert_eq!(entry["comm"], "tracer");
+    }
+    // The process ping-pong's forked child is in the tree too.
+    assert!(
+        procs_list.len() >= 4,
+        "sh, two helpers and a forked child: {procs_list:?}"
+    );
+}
+
+/// `--pid`: of two identical thread ping-pongs, only the named one is traced.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn pid_filter_keeps_one_process() {
+    let helpers = TwoHelpers::start();
+    let (wanted, unwanted) = (helpers.wanted.0.id(), helpers.unwanted.0.id());
+    let run = helpers.run_under(&["--per-process", "-m", "none", "-p", &wanted.to_string()]);
+    run.assert_only_wanted("--pid");
+    let tgids: Vec<u64> = processes(&run.report)
+        .iter()
+        .map(|p| p["tgid"].as_u64().unwrap())
+        .collect();
+    assert!(tgids.contains(&u64::from(wanted)), "{tgids:?}");
+    assert!(!tgids.contains(&u64::from(unwanted)), "{tgids:?}");
+}
+
+/// `--cpu` and `--comm`, through the library: the filter keeps a pinned
+/// thread ping-pong when it selects it and drops it when it does not.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn cpu_and_comm_filters() {
+    use tracer::filter::Filter;
+    let comm = {
+        let c = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
+        c.trim().to_owned()
+    };
+    let cases = [
+        (
+            "cpu 1",
+            Filter::new(&[], &[], None, Some(&[1]), None, false).unwrap(),
+            true,
+        ),
+        (
+            "cpu 0",
+            Filter::new(&[], &[], None, Some(&[0]), None, false).unwrap(),
+            false,
+        ),
+        (
+            "comm of the workload",
+            Filter::new(&[], &[], Some(&comm), None, None, false).unwrap(),
+            true,
+        ),
+        (
+            "another comm",
+            Filter::new(&[], &[], Some("no-such-task"), None, None, false).unwrap(),
+            false,
+        ),
+    ];
+    for (name, filter, wanted) in cases {
+        let probes = Probes::attach(ProbeOptions {
+            metrics: MetricSet::ALL,
+            filter,
+            per_process: false,
+            probe: ProbeKind::TpBtf,
+        })
+        .unwrap();
+        let before = probes.snapshot().unwrap();
+        // The workload threads inherit this thread's name.
+        let outcome = workload::run(&Spec::new(PingPong::Threads, 1, 20_000)).unwrap();
+        let delta = probes.snapshot().unwrap().since(&before);
+        let thread: u64 = (0..delta.per_cpu_counts.len())
+            .map(|cpu| delta.cpu_switches(cpu, Class::Thread))
+            .sum();
+        let truth = outcome.switches();
+        eprintln!("{name}: thread {thread}, kernel {truth}");
+        if wanted {
+            assert!(thread as f64 >= 0.99 * truth as f64, "{name}: {thread} of {truth}");
+            // Latencies of a filtered run still come out.
+            assert!(delta.latency(Metric::Oncpu).unwrap()[Class::Thread.index()].count() > 0);
+        } else {
+            assert!(
+                (thread as f64) < 0.01 * truth as f64,
+                "{name}: {thread} of {truth} got through"
+            );
+        }
+    }
+}
+
+/// Under sudo, `-- COMMAND` runs as the invoking user (SUDO_UID/SUDO_GID),
+/// not as root, and its exit status becomes tracer's.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn command_runs_as_the_sudo_user_and_passes_its_status() {
+    let out = tracer_cmd()
+        .args(["--json", "-m", "none", "--", "sh", "-c", "id -u; id -g; exit 3"])
+        .env("SUDO_UID", "65534")
+        .env("SUDO_GID", "65534")
+        .env("SUDO_USER", "nobody")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids: Vec<&str> = stdout.lines().filter(|l| !l.starts_with('{')).collect();
+    assert_eq!(ids, ["65534", "65534"], "{stdout}");
+    parse_report(stdout.lines().find(|l| l.starts_with('{')).unwrap());
+}
+
+/// `--cgroup`: a workload in a child cgroup of the named one is traced, an
+/// identical one outside is not.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn cgroup_filter_keeps_the_subtree() {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let Some(mount) = mountinfo.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        (post.split_whitespace().next()? == "cgroup2").then(|| pre.split_whitespace().nth(4).map(str::to_owned))?
+    }) else {
+        eprintln!("skipped: this kernel has no cgroup v2 hierarchy mounted");
+        return;
+    };
+    let cg = TestCgroup(std::path::Path::new(&mount).join(format!("tracer-test-{}", std::process::id())));
+    std::fs::create_dir_all(cg.0.join("sub")).unwrap();
+    let helpers = TwoHelpers::start();
+    std::fs::write(cg.0.join("sub/cgroup.procs"), helpers.wanted.0.id().to_string()).unwrap();
+    helpers
+        .run_under(&["-m", "none", "--cgroup", cg.0.to_str().unwrap()])
+        .assert_only_wanted("--cgroup");
+}
+
+/// Task churn under `-- COMMAND --per-process`: many short-lived threads and
+/// processes. Every one of them is in the report, and per process `out`
+/// matches the kernel's accounting, allowing one switch per exiting thread
+/// (the kernel folds a thread's counters into its process before the
+/// thread's last switch).
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn churn_is_fully_accounted_per_process() {
+    let exe = env!("CARGO_BIN_EXE_tracer");
+    let out = tracer_cmd()
+        .args([
+            "--json",
+            "--per-process",
+            "--top",
+            "100000",
+            "-m",
+            "all",
+            "--",
+            exe,
+            "churn",
+        ])
+        .args(["--threads", "60", "--processes", "60"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (helpers, report) = split_output(&String::from_utf8(out.stdout).unwrap());
+    parse_report(&report.to_string());
+    let truth = &helpers[0];
+    let procs = processes(&report);
+    let out_of = |tgid: u64| -> Option<u64> {
+        let p = procs.iter().find(|p| p["tgid"].as_u64() == Some(tgid))?;
+        Some(
+            ["thread", "process", "kernel", "idle"]
+                .iter()
+                .map(|c| p["out"][c].as_u64().unwrap())
+                .sum(),
+        )
+    };
+    let tgid = truth["tgid"].as_u64().unwrap();
+    let threads = truth["threads"].as_u64().unwrap();
+    let (seen, kernel) = (out_of(tgid).unwrap(), truth["self_switches"].as_u64().unwrap());
+    eprintln!("churn parent: out {seen}, kernel {kernel}, {threads} threads exited");
+    // Its own last switches (printing, exiting) come after the count: +20.
+    assert!(
+        seen >= kernel && seen <= kernel + threads + 20,
+        "parent: out {seen}, kernel {kernel}"
+    );
+    let children: Vec<u64> = truth["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .collect();
+    let mut children_out = 0;
+    for &child in &children {
+        children_out += out_of(child).unwrap_or_else(|| panic!("child {child} missing from the report"));
+    }
+    let kernel_children = truth["children_switches"].as_u64().unwrap();
+    eprintln!(
+        "churn children: out {children_out}, kernel {kernel_children}, {} processes exited",
+        children.len()
+    );
+    assert!(
+        children_out >= kernel_children && children_out <= kernel_children + children.len() as u64,
+        "children: out {children_out}, kernel {kernel_children}"
+    );
+    assert!(report["processes_dropped"].as_u64() == Some(0));
+}
+
+/// `--tid`: naming one thread of a ping-pong traces every switch of the
+/// pair (each involves it), and nothing of an identical pair beside it.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn tid_filter_keeps_one_thread() {
+    use std::sync::{Arc, Barrier, mpsc};
+    let go = Arc::new(Barrier::new(5)); // four workers and this thread
+    let (tx, rx) = mpsc::channel();
+    let (g1, t1) = (go.clone(), tx.clone());
+    let wanted = std::thread::spawn(move || tid_ping_pong(1, 30_000, t1, g1));
+    let wanted_tids = [rx.recv().unwrap(), rx.recv().unwrap()];
+    let (g2, t2) = (go.clone(), tx);
+    let unwanted = std::thread::spawn(move || tid_ping_pong(0, 30_000, t2, g2));
+    let _ = [rx.recv().unwrap(), rx.recv().unwrap()];
+    let filter = tracer::filter::Filter::new(&[], &wanted_tids[..1], None, None, None, false).unwrap();
+    let probes = Probes::attach(ProbeOptions {
+        metrics: MetricSet::NONE,
+        filter,
+        per_process: false,
+        probe: ProbeKind::TpBtf,
+    })
+    .unwrap();
+    let before = probes.snapshot().unwrap();
+    go.wait();
+    let (truth, other) = (wanted.join().unwrap(), unwanted.join().unwrap());
+    let delta = probes.snapshot().unwrap().since(&before);
+    let thread = delta.counts().by_class[Class::Thread.index()].iter().sum::<u64>();
+    eprintln!("--tid: thread {thread}, wanted pair made {truth}, unwanted pair made {other}");
+    assert!(thread as f64 >= 0.99 * truth as f64, "{thread} of {truth}");
+    assert!(
+        thread as f64 <= 1.01 * truth as f64 + 200.0,
+        "unwanted got in: {thread} vs {truth}"
+    );
+}

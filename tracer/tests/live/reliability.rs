@@ -1,0 +1,278 @@
+//! Faults, signals, leftovers, hostile input, and tracer's own cost.
+
+use super::*;
+
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn programs_detach_when_probes_drop() {
+    let before = our_programs();
+    let probes = attach();
+    let ours: BTreeSet<u32> = our_programs().difference(&before).copied().collect();
+    assert_eq!(ours.len(), 2, "{NEEDS_ROOT}: expected our two programs, found {ours:?}");
+    drop(probes);
+    assert_unloaded(&ours, "after drop");
+}
+
+/// Ctrl-C and SIGTERM: detach, print the final report, exit 0; no program left.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn signals_end_with_a_final_report() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let before = our_programs();
+        let mut child = Reaper(tracer_cmd().arg("--json").stdout(Stdio::piped()).spawn().unwrap());
+        std::thread::sleep(Duration::from_millis(1500));
+        let ours: BTreeSet<u32> = our_programs().difference(&before).copied().collect();
+        assert_eq!(ours.len(), 2, "tracer did not attach: {ours:?}");
+        // SAFETY: sends a signal to our own child.
+        assert_eq!(unsafe { libc::kill(child.0.id() as i32, signal) }, 0);
+        let status = child.0.wait().unwrap();
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(child.0.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        assert!(status.success(), "signal {signal}: exit {status:?}");
+        let v = parse_report(stdout.trim());
+        assert!(v["duration_ns"].as_u64().unwrap() >= 1_000_000_000);
+        assert!(v["switches"].as_u64().unwrap() > 0);
+        assert_unloaded(&ours, "after the signal");
+    }
+}
+
+/// Without privileges: one clear line, exit 1, no panic.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn unprivileged_gets_one_clear_line() {
+    // Drop to `nobody` with no capabilities at all.
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--",
+        ])
+        .arg(env!("CARGO_BIN_EXE_tracer"))
+        .args(["-d", "1s"])
+        .output()
+        .expect("setpriv (util-linux) is needed for this test");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("CAP_BPF") && lines[0].contains("sudo"), "{stderr}");
+    assert!(!stderr.contains("panicked"));
+}
+
+/// A kernel without BTF (simulated by hiding /sys/kernel/btf in a private
+/// mount namespace): one clear line naming what is missing.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn missing_btf_falls_back_or_says_what_is_missing() {
+    let hidden = |args: &str| {
+        let script = format!(
+            "mount -t tmpfs none /sys/kernel/btf && exec {} {args}",
+            env!("CARGO_BIN_EXE_tracer")
+        );
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .output()
+            .unwrap()
+    };
+    // By default: one line saying what is missing and what is used instead.
+    let out = hidden("--json -d 1s");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let notes: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("/sys/kernel/btf/vmlinux"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{stderr}");
+    assert!(
+        notes[0].contains("CONFIG_DEBUG_INFO_BTF") && notes[0].contains("tracepoint probe"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("runq_latency_ns unavailable"), "{stderr}");
+    let v = parse_report_any_probe(String::from_utf8(out.stdout).unwrap().trim());
+    assert_eq!(v["probe"], "tracepoint");
+    assert!(v["classes"]["thread"]["runq_latency_ns"].is_null());
+    // Asking for tp_btf: one clear line, exit 1.
+    let out = hidden("--probe tp_btf -d 1s");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains("/sys/kernel/btf/vmlinux") && lines[0].contains("CONFIG_DEBUG_INFO_BTF"),
+        "{stderr}"
+    );
+}
+
+/// SIGKILL: the kernel drops everything tracer had loaded (programs, links,
+/// maps are all file descriptors), and the next start works.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn sigkill_leaves_nothing_behind() {
+    let (progs_before, maps_before) = (our_programs(), our_maps());
+    let mut child = Reaper(
+        tracer_cmd()
+            .args(["--json", "--per-process"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let progs: BTreeSet<u32> = our_programs().difference(&progs_before).copied().collect();
+    let maps: BTreeSet<u32> = our_maps().difference(&maps_before).copied().collect();
+    assert!(
+        progs.len() >= 2 && maps.len() >= 5,
+        "did not attach: {progs:?} {maps:?}"
+    );
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    assert_unloaded(&progs, "after SIGKILL");
+    for _ in 0..100 {
+        if our_maps().is_disjoint(&maps) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        our_maps().is_disjoint(&maps),
+        "maps left after SIGKILL: {:?}",
+        our_maps().intersection(&maps)
+    );
+    let again = tracer_cmd().args(["--json", "-d", "500ms"]).output().unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    parse_report(String::from_utf8(again.stdout).unwrap().trim());
+}
+
+/// Two tracers at once: each has its own programs and maps, and both count
+/// the same workload correctly.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn two_instances_both_count_correctly() {
+    let start = || {
+        Reaper(
+            tracer_cmd()
+                .args(["--json", "-d", "4s"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let (mut a, mut b) = (start(), start());
+    std::thread::sleep(Duration::from_millis(1500));
+    let truth = workload::run(&Spec::new(PingPong::Threads, workload_cpu(), ROUND_TRIPS))
+        .unwrap()
+        .switches();
+    for t in [&mut a, &mut b] {
+        assert!(t.0.wait().unwrap().success());
+        let mut s = String::new();
+        std::io::Read::read_to_string(t.0.stdout.as_mut().unwrap(), &mut s).unwrap();
+        let thread = class_switches(&parse_report(s.trim()), "thread");
+        eprintln!("instance: thread {thread}, kernel {truth}");
+        assert!(thread as f64 >= 0.99 * truth as f64 && (thread as f64) <= 1.05 * truth as f64 + 2000.0);
+    }
+}
+
+/// `tracer --json -i ... | head -1`: tracer ends quietly when the reader goes.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn closed_pipe_ends_quietly() {
+    let mut child = Reaper(
+        tracer_cmd()
+            .args(["--json", "-i", "200ms"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut first = String::new();
+    BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    parse_report(first.trim());
+    // The reader is gone now: the next report hits a closed pipe.
+    let status = child.0.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+/// Process names with control characters or invalid UTF-8 are escaped in
+/// the human report and valid in JSON.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn hostile_process_names_are_escaped() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let dir = std::env::temp_dir().join(format!("tracer-names-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // exec sets the task name from the file name (first 15 bytes).
+    let name: &[u8] = b"\x1b[2J\xffevil\nx";
+    let link = dir.join(std::ffi::OsStr::from_bytes(name));
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("/bin/sleep", &link).unwrap();
+    let run = |json: bool| {
+        let mut cmd = tracer_cmd();
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd
+            .args(["--per-process", "-m", "none", "--"])
+            .arg(&link)
+            .arg("0.2")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let human = run(false);
+    assert!(
+        !human.contains(&0x1b) && !human.contains(&0xff),
+        "raw control bytes in the report"
+    );
+    let text = String::from_utf8(human).unwrap();
+    assert!(text.contains("\\x1b[2J\\xffevil\\x0ax"), "{text}");
+    let json = String::from_utf8(run(true)).expect("JSON output is UTF-8");
+    let v: Value = serde_json::from_str(json.trim()).unwrap();
+    let procs = processes(&v);
+    let comms: Vec<&str> = procs.iter().map(|p| p["comm"].as_str().unwrap()).collect();
+    assert!(comms.contains(&"\u{1b}[2J\u{fffd}evil\nx"), "{comms:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--self-stats`: every attached program with its runs and mean run time,
+/// and tracer's own CPU time and RSS.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn self_stats_report_the_programs() {
+    let mut child = Reaper(
+        tracer_cmd()
+            .args(["--json", "--self-stats", "-d", "3s"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    let truth = workload::run(&Spec::new(PingPong::Threads, workload_cpu(), 20_000))
+        .unwrap()
+        .switches();
+    assert!(child.0.wait().unwrap().success());
+    let mut s = String::new();
+    std::io::Read::read_to_string(child.0.stdout.as_mut().unwrap(), &mut s).unwrap();
+    let v = parse_report(s.trim());
+    let own = &v["self"];
+    let programs = own["programs"].as_array().unwrap();
+    let names: Vec<&str> = programs.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    // Run-queue latency comes from sched_info here: no wakeup programs.
+    assert!(!names.contains(&"sched_wakeup"), "{names:?}");
+    for want in ["sched_switch", "sched_exit"] {
+        assert!(names.contains(&want), "{names:?}");
+    }
+    let switch = programs.iter().find(|p| p["name"] == "sched_switch").unwrap();
+    // It ran once per switch, system-wide: at least the workload's.
+    assert!(switch["runs"].as_u64().unwrap() >= truth, "{switch}");
+    assert_eq!(switch["runs"], v["switches"], "one run per switch");
+    assert!(switch["mean_ns"].as_u64().unwrap() > 0);
+    assert!(own["user_cpu_ns"].as_u64().unwrap() > 0 && own["rss_bytes"].as_u64().unwrap() > 1 << 20);
+}
