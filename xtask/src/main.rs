@@ -45,6 +45,10 @@ enum Command {
         /// Round trips of the ping-pong per run.
         #[arg(long, default_value_t = 200_000)]
         round_trips: u64,
+        /// Install the peers (libbpf-tools, bpftrace, perf) from Debian's
+        /// packages first; without it, peers that are not installed are skipped.
+        #[arg(long)]
+        install_peers: bool,
     },
     /// Run tracer for a long time under load and task churn; check that its
     /// memory stays flat and its counts stay right (as root).
@@ -65,7 +69,14 @@ fn main() -> ExitCode {
         Command::Run { args } => setup::ensure().and_then(|env| tasks::run(&env, &args)),
         Command::Test { args } => setup::ensure().and_then(|env| tasks::test(&env, &args)),
         Command::Lint => setup::ensure().and_then(|env| tasks::lint(&env)),
-        Command::BenchOverhead { rounds, round_trips } => setup::ensure().and_then(|env| {
+        Command::BenchOverhead {
+            rounds,
+            round_trips,
+            install_peers,
+        } => setup::ensure().and_then(|env| {
+            if install_peers {
+                overhead::install_peers()?;
+            }
             tasks::build(&env)?;
             overhead::bench(
                 &env.workspace.join("target/release/tracer"),

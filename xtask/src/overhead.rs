@@ -17,32 +17,35 @@ use anyhow::{Context as _, bail};
 /// One way of running the workload.
 struct Variant {
     name: &'static str,
-    /// tracer arguments; `None` for untraced.
-    tracer_args: Option<&'static [&'static str]>,
+    /// What runs beside the workload: `None` for untraced; `Some((program,
+    /// args))` where program `"tracer"` means the tracer being benchmarked.
+    beside: Option<(&'static str, &'static [&'static str])>,
+    /// How long it needs to be ready.
+    warmup_ms: u64,
 }
 
+/// The bpftrace peer: classifies switches as same / different process from
+/// the classic tracepoint, with a tid -> tgid map filled at switch-out.
+const BPFTRACE_CLASSIFIER: &str = "tracepoint:sched:sched_switch { @tgid[tid] = pid; \
+if (@tgid[args->next_pid] == pid) { @same = count(); } else { @cross = count(); } }";
+
 const VARIANTS: &[Variant] = &[
-    Variant {
-        name: "untraced",
-        tracer_args: None,
-    },
-    Variant {
-        name: "floor: empty tp_btf program on sched_switch",
-        tracer_args: Some(&["floor"]),
-    },
-    Variant {
-        name: "tracer -m none (classify + count)",
-        tracer_args: Some(&["--json", "-m", "none"]),
-    },
-    Variant {
-        name: "tracer -m switch (+ switch cost)",
-        tracer_args: Some(&["--json", "-m", "switch"]),
-    },
-    Variant {
-        name: "tracer (default: all metrics)",
-        tracer_args: Some(&["--json"]),
-    },
+    Variant { name: "untraced", beside: None, warmup_ms: 0 },
+    Variant { name: "floor: empty tp_btf program on sched_switch", beside: Some(("tracer", &["floor"])), warmup_ms: 1500 },
+    Variant { name: "tracer -m none (classify + count)", beside: Some(("tracer", &["--json", "-m", "none"])), warmup_ms: 1500 },
+    Variant { name: "tracer -m switch (+ switch cost)", beside: Some(("tracer", &["--json", "-m", "switch"])), warmup_ms: 1500 },
+    Variant { name: "tracer (default: all metrics)", beside: Some(("tracer", &["--json"])), warmup_ms: 1500 },
+    Variant { name: "peer: libbpf-tools runqlat", beside: Some(("runqlat", &[])), warmup_ms: 1500 },
+    Variant { name: "peer: libbpf-tools cpudist", beside: Some(("cpudist", &[])), warmup_ms: 1500 },
+    Variant { name: "peer: bpftrace same/cross-process classifier", beside: Some(("bpftrace", &["-e", BPFTRACE_CLASSIFIER])), warmup_ms: 4000 },
+    Variant { name: "peer: perf sched record", beside: Some(("perf", &["sched", "record", "-o", "/tmp/tracer-bench-perf.data"])), warmup_ms: 2000 },
 ];
+
+/// Whether a program is on PATH (or is the tracer).
+fn available(program: &str) -> bool {
+    program == "tracer"
+        || std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
+}
 
 /// Stops a background tracer when dropped.
 struct Background(Child);
@@ -84,23 +87,56 @@ fn workload(tracer: &Path, cpu: usize, round_trips: u64) -> anyhow::Result<(u64,
     ))
 }
 
+/// Installs the peers from Debian's packages.
+pub fn install_peers() -> anyhow::Result<()> {
+    eprintln!("xtask: installing libbpf-tools, bpftrace and linux-perf with apt-get");
+    let status = Command::new("apt-get")
+        .args(["install", "-y", "--no-install-recommends", "libbpf-tools", "bpftrace", "linux-perf"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .context("running apt-get")?;
+    if !status.success() {
+        bail!("apt-get failed ({status})");
+    }
+    Ok(())
+}
+
 pub fn bench(tracer: &Path, rounds: usize, round_trips: u64, out_dir: &Path) -> anyhow::Result<()> {
+    // PATH for root-installed tools (sbin).
+    let path = std::env::var("PATH").unwrap_or_default();
+    // SAFETY: single-threaded at this point.
+    unsafe { std::env::set_var("PATH", format!("{path}:/usr/sbin:/sbin")) };
+    let variants: Vec<&Variant> = VARIANTS
+        .iter()
+        .filter(|v| {
+            let ok = v.beside.is_none_or(|(program, _)| available(program));
+            if !ok {
+                eprintln!("xtask: skipping `{}`: not installed (--install-peers installs the peers)", v.name);
+            }
+            ok
+        })
+        .collect();
     let cpu = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
     eprintln!(
         "xtask: {rounds} rounds of {} variants, pinned process ping-pong of {round_trips} round trips on CPU {cpu}",
-        VARIANTS.len()
+        variants.len()
     );
     // elapsed[variant][round], switches[variant][round]
-    let mut elapsed = vec![Vec::new(); VARIANTS.len()];
-    let mut switches = vec![Vec::new(); VARIANTS.len()];
+    let mut elapsed = vec![Vec::new(); variants.len()];
+    let mut switches = vec![Vec::new(); variants.len()];
     for round in 0..rounds {
-        for (i, v) in VARIANTS.iter().enumerate() {
-            let _tracer = match v.tracer_args {
+        for (i, v) in variants.iter().enumerate() {
+            let _beside = match v.beside {
                 None => None,
-                Some(args) => {
-                    let child = Command::new(tracer).args(args).stdout(Stdio::null()).spawn()?;
-                    // Loading and attaching take well under a second here.
-                    std::thread::sleep(Duration::from_millis(1500));
+                Some((program, args)) => {
+                    let program = if program == "tracer" { tracer.as_os_str() } else { std::ffi::OsStr::new(program) };
+                    let child = Command::new(program)
+                        .args(args)
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .with_context(|| format!("starting {}", v.name))?;
+                    std::thread::sleep(Duration::from_millis(v.warmup_ms));
                     Some(Background(child))
                 }
             };
@@ -113,7 +149,7 @@ pub fn bench(tracer: &Path, rounds: usize, round_trips: u64, out_dir: &Path) -> 
 
     let base_switches = median(&mut switches[0].clone());
     let mut rows = Vec::new();
-    for (i, v) in VARIANTS.iter().enumerate() {
+    for (i, v) in variants.iter().enumerate() {
         let med = median(&mut elapsed[i].clone());
         let mut ratios: Vec<f64> = elapsed[i].iter().zip(&elapsed[0]).map(|(x, u)| x / u).collect();
         let slowdown = median(&mut ratios);
