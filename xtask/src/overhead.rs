@@ -14,6 +14,8 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
+use crate::soak::json_u64;
+
 /// One way of running the workload.
 struct Variant {
     name: &'static str,
@@ -30,15 +32,51 @@ const BPFTRACE_CLASSIFIER: &str = "tracepoint:sched:sched_switch { @tgid[tid] = 
 if (@tgid[args->next_pid] == pid) { @same = count(); } else { @cross = count(); } }";
 
 const VARIANTS: &[Variant] = &[
-    Variant { name: "untraced", beside: None, warmup_ms: 0 },
-    Variant { name: "floor: empty tp_btf program on sched_switch", beside: Some(("tracer", &["floor"])), warmup_ms: 1500 },
-    Variant { name: "tracer -m none (classify + count)", beside: Some(("tracer", &["--json", "-m", "none"])), warmup_ms: 1500 },
-    Variant { name: "tracer -m switch (+ switch cost)", beside: Some(("tracer", &["--json", "-m", "switch"])), warmup_ms: 1500 },
-    Variant { name: "tracer (default: all metrics)", beside: Some(("tracer", &["--json"])), warmup_ms: 1500 },
-    Variant { name: "peer: libbpf-tools runqlat", beside: Some(("runqlat", &[])), warmup_ms: 1500 },
-    Variant { name: "peer: libbpf-tools cpudist", beside: Some(("cpudist", &[])), warmup_ms: 1500 },
-    Variant { name: "peer: bpftrace same/cross-process classifier", beside: Some(("bpftrace", &["-e", BPFTRACE_CLASSIFIER])), warmup_ms: 4000 },
-    Variant { name: "peer: perf sched record", beside: Some(("perf", &["sched", "record", "-o", "/tmp/tracer-bench-perf.data"])), warmup_ms: 2000 },
+    Variant {
+        name: "untraced",
+        beside: None,
+        warmup_ms: 0,
+    },
+    Variant {
+        name: "floor: empty tp_btf program on sched_switch",
+        beside: Some(("tracer", &["floor"])),
+        warmup_ms: 1500,
+    },
+    Variant {
+        name: "tracer -m none (classify + count)",
+        beside: Some(("tracer", &["--json", "-m", "none"])),
+        warmup_ms: 1500,
+    },
+    Variant {
+        name: "tracer -m switch (+ switch cost)",
+        beside: Some(("tracer", &["--json", "-m", "switch"])),
+        warmup_ms: 1500,
+    },
+    Variant {
+        name: "tracer (default: all metrics)",
+        beside: Some(("tracer", &["--json"])),
+        warmup_ms: 1500,
+    },
+    Variant {
+        name: "peer: libbpf-tools runqlat",
+        beside: Some(("runqlat", &[])),
+        warmup_ms: 1500,
+    },
+    Variant {
+        name: "peer: libbpf-tools cpudist",
+        beside: Some(("cpudist", &[])),
+        warmup_ms: 1500,
+    },
+    Variant {
+        name: "peer: bpftrace same/cross-process classifier",
+        beside: Some(("bpftrace", &["-e", BPFTRACE_CLASSIFIER])),
+        warmup_ms: 4000,
+    },
+    Variant {
+        name: "peer: perf sched record",
+        beside: Some(("perf", &["sched", "record", "-o", "/tmp/tracer-bench-perf.data"])),
+        warmup_ms: 2000,
+    },
 ];
 
 /// Whether a program is on PATH (or is the tracer).
@@ -56,14 +94,6 @@ impl Drop for Background {
         unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
         let _ = self.0.wait();
     }
-}
-
-/// The number right after `key` in a JSON line.
-fn json_u64(line: &str, key: &str) -> Option<u64> {
-    let rest = &line[line.find(key)? + key.len()..];
-    rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len())]
-        .parse()
-        .ok()
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -91,7 +121,14 @@ fn workload(tracer: &Path, cpu: usize, round_trips: u64) -> anyhow::Result<(u64,
 pub fn install_peers() -> anyhow::Result<()> {
     eprintln!("xtask: installing libbpf-tools, bpftrace and linux-perf with apt-get");
     let status = Command::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends", "libbpf-tools", "bpftrace", "linux-perf"])
+        .args([
+            "install",
+            "-y",
+            "--no-install-recommends",
+            "libbpf-tools",
+            "bpftrace",
+            "linux-perf",
+        ])
         .env("DEBIAN_FRONTEND", "noninteractive")
         .status()
         .context("running apt-get")?;
@@ -111,7 +148,10 @@ pub fn bench(tracer: &Path, rounds: usize, round_trips: u64, out_dir: &Path) -> 
         .filter(|v| {
             let ok = v.beside.is_none_or(|(program, _)| available(program));
             if !ok {
-                eprintln!("xtask: skipping `{}`: not installed (--install-peers installs the peers)", v.name);
+                eprintln!(
+                    "xtask: skipping `{}`: not installed (--install-peers installs the peers)",
+                    v.name
+                );
             }
             ok
         })
@@ -129,7 +169,11 @@ pub fn bench(tracer: &Path, rounds: usize, round_trips: u64, out_dir: &Path) -> 
             let _beside = match v.beside {
                 None => None,
                 Some((program, args)) => {
-                    let program = if program == "tracer" { tracer.as_os_str() } else { std::ffi::OsStr::new(program) };
+                    let program = if program == "tracer" {
+                        tracer.as_os_str()
+                    } else {
+                        std::ffi::OsStr::new(program)
+                    };
                     let child = Command::new(program)
                         .args(args)
                         .stdout(Stdio::null())

@@ -120,7 +120,7 @@ pub fn soak(tracer: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
 }
 
 /// The number right after `key` in a JSON line (enough for tracer's fixed keys).
-fn json_u64(line: &str, key: &str) -> Option<u64> {
+pub fn json_u64(line: &str, key: &str) -> Option<u64> {
     let rest = &line[line.find(key)? + key.len()..];
     rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len())]
         .parse()
