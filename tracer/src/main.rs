@@ -129,15 +129,11 @@ fn ping_pong(args: &PingPongArgs) -> anyhow::Result<()> {
         std::io::stdin().read_line(&mut line)?;
     }
     let outcome = workload::run(&Spec::new(kind, args.cpu, args.round_trips))?;
-    // SAFETY: an all-zero rusage is valid; getrusage fills it.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, writable rusage.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let line = serde_json::json!({
         "tgid": std::process::id(),
         "elapsed_ns": outcome.elapsed.as_nanos() as u64,
         "switches": outcome.switches(),
-        "process_switches": ru.ru_nvcsw + ru.ru_nivcsw,
+        "process_switches": workload::process_switches(),
     });
     print_quietly(&format!("{line}\n"))
 }

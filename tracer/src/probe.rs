@@ -45,6 +45,11 @@ pub fn attach_floor() -> Result<Ebpf, ProbeError> {
     Ok(ebpf)
 }
 
+/// Why switch cost is unavailable on a kernel before 6.16.
+fn no_sched_exit_tp() -> String {
+    format!("this kernel has no `{SCHED_EXIT_TP}` tracepoint (added in Linux 6.16)")
+}
+
 /// `BPF_NOEXIST`: insert only if the key is not there yet.
 const BPF_NOEXIST: u64 = 1;
 
@@ -204,11 +209,7 @@ impl Probes {
                 offsets = kbtf.task_offsets()?;
                 log::info!("task_struct offsets from kernel BTF: {offsets:?}");
                 if !kbtf.has_tracepoint(SCHED_EXIT_TP) {
-                    drop_metric(
-                        Metric::SwitchCost,
-                        format!("this kernel has no `{SCHED_EXIT_TP}` tracepoint (added in Linux 6.16)"),
-                        &mut measured,
-                    );
+                    drop_metric(Metric::SwitchCost, no_sched_exit_tp(), &mut measured);
                 }
                 // Run-queue latency from the scheduler's own accounting where
                 // the kernel has it and sched_exit_tp to read it at: no
@@ -349,11 +350,7 @@ impl Probes {
                 if measured.contains(Metric::SwitchCost)
                     && attach_raw(&mut ebpf, PROG_RAW_SCHED_EXIT, SCHED_EXIT_TP).is_err()
                 {
-                    measured = measured.without(Metric::SwitchCost);
-                    unavailable.push((
-                        Metric::SwitchCost,
-                        format!("this kernel has no `{SCHED_EXIT_TP}` tracepoint (added in Linux 6.16)"),
-                    ));
+                    drop_metric(Metric::SwitchCost, no_sched_exit_tp(), &mut measured);
                 }
                 attach_tracepoint(&mut ebpf, PROG_TP_SCHED_SWITCH, "sched", "sched_switch")?;
                 "tracepoint"

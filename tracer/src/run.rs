@@ -47,8 +47,7 @@ struct Output {
 
 impl Output {
     /// Writes one report. `Ok(false)` when stdout is a closed pipe.
-    fn emit(&self, report: Report) -> Result<bool, RunError> {
-        let report = &report;
+    fn emit(&self, report: &Report) -> Result<bool, RunError> {
         let text = if self.json {
             let mut line = json::render(report);
             line.push('\n');
@@ -186,7 +185,7 @@ pub async fn trace(cli: &Cli) -> Result<u8, RunError> {
         }
         if let (Some(tick), Some(interval)) = (next_tick.as_mut(), cli.interval) {
             let now = probes.snapshot()?;
-            if !out.emit(Report::between(&previous, &now, meta.clone()))? {
+            if !out.emit(&Report::between(&previous, &now, meta.clone()))? {
                 return Ok(exit_code);
             }
             previous = now;
@@ -197,7 +196,7 @@ pub async fn trace(cli: &Cli) -> Result<u8, RunError> {
     drop(probes); // Detach before printing.
     let report = Report::between(&previous, &last, meta);
     if cli.interval.is_none() || report.duration_ns >= Duration::from_millis(1).as_nanos() as u64 {
-        out.emit(report)?;
+        out.emit(&report)?;
     }
     // Tracing ended first (signal, --duration): the command goes on untraced
     // unless told to stop; pass a signal on and report its exit.

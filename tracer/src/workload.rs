@@ -439,6 +439,13 @@ fn read_side_result(fd: RawFd) -> io::Result<SideResult> {
     Ok(result)
 }
 
+/// Every switch of this process's threads so far, exited ones included
+/// (`getrusage(RUSAGE_SELF)`).
+pub fn process_switches() -> u64 {
+    let (voluntary, involuntary) = csw(libc::RUSAGE_SELF);
+    voluntary + involuntary
+}
+
 /// What a churn run did, by the kernel's own accounting.
 #[derive(Clone, Debug, Default)]
 pub struct Churn {
@@ -489,10 +496,9 @@ pub fn churn(threads: u32, processes: u32) -> io::Result<Churn> {
         // SAFETY: waits for our own child.
         unsafe { libc::waitpid(pid, &mut status, 0) };
     }
-    let (sv, si) = csw(libc::RUSAGE_SELF);
     let (cv, ci) = csw(libc::RUSAGE_CHILDREN);
     Ok(Churn {
-        self_switches: sv + si,
+        self_switches: process_switches(),
         children_switches: cv + ci,
         threads,
         children,

@@ -16,10 +16,8 @@ fn cli_json_sees_the_workload() {
     // Give it time to attach (well under 1 s here), then run the workload.
     std::thread::sleep(Duration::from_millis(1500));
     let outcome = workload::run(&Spec::new(PingPong::Threads, workload_cpu(), ROUND_TRIPS)).unwrap();
-    let status = child.0.wait().unwrap();
+    let (status, stdout) = child.finish();
     assert!(status.success(), "tracer failed: {status:?}");
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(child.0.stdout.as_mut().unwrap(), &mut stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1, "one JSON object per report: {stdout}");
     let v = parse_report(lines[0]);

@@ -216,6 +216,17 @@ fn assert_unloaded(ids: &BTreeSet<u32>, what: &str) {
 /// Kills the child if a test fails before it ends, so no tracer outlives its test.
 struct Reaper(Child);
 
+impl Reaper {
+    /// Reads the child's stdout to its end, then waits for it.
+    fn finish(&mut self) -> (std::process::ExitStatus, String) {
+        let mut stdout = String::new();
+        if let Some(out) = self.0.stdout.as_mut() {
+            std::io::Read::read_to_string(out, &mut stdout).unwrap();
+        }
+        (self.0.wait().unwrap(), stdout)
+    }
+}
+
 impl Drop for Reaper {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -377,9 +388,8 @@ impl TwoHelpers {
         }
         let mut truth = Vec::new();
         for h in [&mut self.wanted, &mut self.unwanted] {
-            assert!(h.0.wait().unwrap().success());
-            let mut s = String::new();
-            std::io::Read::read_to_string(h.0.stdout.as_mut().unwrap(), &mut s).unwrap();
+            let (status, s) = h.finish();
+            assert!(status.success());
             truth.push(
                 serde_json::from_str::<Value>(s.trim()).unwrap()["switches"]
                     .as_u64()
@@ -388,9 +398,8 @@ impl TwoHelpers {
         }
         // SAFETY: signals our own child.
         unsafe { libc::kill(tracer.0.id() as i32, libc::SIGINT) };
-        assert!(tracer.0.wait().unwrap().success());
-        let mut stdout = String::new();
-        std::io::Read::read_to_string(tracer.0.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        let (status, stdout) = tracer.finish();
+        assert!(status.success());
         let (_, report) = split_output(&stdout);
         TwoHelpersRun {
             report,

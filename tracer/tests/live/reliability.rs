@@ -25,9 +25,7 @@ fn signals_end_with_a_final_report() {
         assert_eq!(ours.len(), 2, "tracer did not attach: {ours:?}");
         // SAFETY: sends a signal to our own child.
         assert_eq!(unsafe { libc::kill(child.0.id() as i32, signal) }, 0);
-        let status = child.0.wait().unwrap();
-        let mut stdout = String::new();
-        std::io::Read::read_to_string(child.0.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        let (status, stdout) = child.finish();
         assert!(status.success(), "signal {signal}: exit {status:?}");
         let v = parse_report(stdout.trim());
         assert!(v["duration_ns"].as_u64().unwrap() >= 1_000_000_000);
@@ -165,9 +163,8 @@ fn two_instances_both_count_correctly() {
         .unwrap()
         .switches();
     for t in [&mut a, &mut b] {
-        assert!(t.0.wait().unwrap().success());
-        let mut s = String::new();
-        std::io::Read::read_to_string(t.0.stdout.as_mut().unwrap(), &mut s).unwrap();
+        let (status, s) = t.finish();
+        assert!(status.success());
         let thread = class_switches(&parse_report(s.trim()), "thread");
         eprintln!("instance: thread {thread}, kernel {truth}");
         assert!(thread as f64 >= 0.99 * truth as f64 && (thread as f64) <= 1.05 * truth as f64 + 2000.0);
@@ -257,9 +254,8 @@ fn self_stats_report_the_programs() {
     let truth = workload::run(&Spec::new(PingPong::Threads, workload_cpu(), 20_000))
         .unwrap()
         .switches();
-    assert!(child.0.wait().unwrap().success());
-    let mut s = String::new();
-    std::io::Read::read_to_string(child.0.stdout.as_mut().unwrap(), &mut s).unwrap();
+    let (status, s) = child.finish();
+    assert!(status.success());
     let v = parse_report(s.trim());
     let own = &v["self"];
     let programs = own["programs"].as_array().unwrap();
