@@ -34,10 +34,6 @@ impl MetricSet {
         self.0
     }
 
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
     pub fn iter(self) -> impl Iterator<Item = Metric> {
         Metric::ALL.into_iter().filter(move |&m| self.contains(m))
     }

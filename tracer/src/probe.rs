@@ -141,8 +141,8 @@ pub struct Probes {
     pub unavailable: Vec<(Metric, String)>,
     /// Things the user should know about this run (e.g. a fallback), once.
     pub notes: Vec<String>,
-    /// `tp_btf` or `tracepoint`.
-    pub probe: &'static str,
+    /// The probe in use: `TpBtf` or `Tracepoint`, never `Auto`.
+    pub probe: ProbeKind,
     /// `runq_latency_ns` comes from the scheduler's own accounting
     /// (`sched_info`), not from a wakeup program.
     pub runq_from_sched_info: bool,
@@ -332,7 +332,7 @@ impl Probes {
                     attach_tp_btf(&mut ebpf, PROG_SCHED_EXIT, SCHED_EXIT_TP, btf)?;
                 }
                 attach_tp_btf(&mut ebpf, PROG_SCHED_SWITCH, "sched_switch", btf)?;
-                "tp_btf"
+                ProbeKind::TpBtf
             }
             None => {
                 // Know every thread before the first switch is seen: new ones
@@ -353,7 +353,7 @@ impl Probes {
                     drop_metric(Metric::SwitchCost, no_sched_exit_tp(), &mut measured);
                 }
                 attach_tracepoint(&mut ebpf, PROG_TP_SCHED_SWITCH, "sched", "sched_switch")?;
-                "tracepoint"
+                ProbeKind::Tracepoint
             }
         };
 

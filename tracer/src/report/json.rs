@@ -104,7 +104,7 @@ pub fn render(report: &Report) -> String {
         duration_ns: report.duration_ns,
         switches: report.switches(),
         kernel_release: &report.meta.kernel_release,
-        probe: report.meta.probe,
+        probe: report.meta.probe.name(),
         classes,
         unavailable,
         processes: report.processes.as_ref().map(|p| {
@@ -123,7 +123,7 @@ pub fn render(report: &Report) -> String {
                 .collect()
         }),
         processes_dropped: report.processes.as_ref().map(|p| p.dropped),
-        unresolved: (report.meta.probe == "tracepoint").then_some(report.unresolved),
+        unresolved: (report.meta.probe == crate::probe::ProbeKind::Tracepoint).then_some(report.unresolved),
         own: report.own.as_ref().map(|own| {
             let programs: Vec<Value> = own
                 .programs

@@ -21,7 +21,7 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct Meta {
     pub kernel_release: String,
-    pub probe: &'static str,
+    pub probe: crate::probe::ProbeKind,
     /// The metrics the user asked for (the others are left out of reports).
     pub selected: MetricSet,
     /// Metrics asked for that this run cannot give, and why.
@@ -270,7 +270,7 @@ pub(crate) mod tests {
     pub(crate) fn meta() -> Meta {
         Meta {
             kernel_release: "6.18.0-test".into(),
-            probe: "tp_btf",
+            probe: crate::probe::ProbeKind::TpBtf,
             selected: MetricSet::ALL,
             unavailable: Vec::new(),
             top: 20,

@@ -67,7 +67,7 @@ pub fn render(report: &Report, histograms: MetricSet) -> String {
         fmt_ns(report.duration_ns),
         rate(total),
         meta.kernel_release,
-        meta.probe
+        meta.probe.name()
     );
     if report.unresolved > 0 {
         let _ = writeln!(

@@ -31,7 +31,7 @@ fn process_ping_pong_with_the_tracepoint_probe() {
 #[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn both_probes_agree() {
     let (btf, tp) = (attach_with(ProbeKind::TpBtf), attach_with(ProbeKind::Tracepoint));
-    assert_eq!((btf.probe, tp.probe), ("tp_btf", "tracepoint"));
+    assert_eq!((btf.probe.name(), tp.probe.name()), ("tp_btf", "tracepoint"));
     let cpus = [workload_cpu()];
     let (b0, t0) = (
         btf.snapshot_cpus(Some(&cpus)).unwrap(),
