@@ -130,6 +130,10 @@ pub struct TracepointLayout {
 
 /// Classic-tracepoint probe: capacity of [`TASKS_MAP`] (live threads).
 pub const MAX_TASKS: u32 = 131_072;
+
+/// Kernels without task-local storage (before 5.11): capacity of the LRU
+/// hash of per-thread timestamps (live threads seen switching).
+pub const MAX_TASK_TIMES: u32 = 65_536;
 /// In a [`TASKS_MAP`] value: the task is a kernel thread.
 pub const TASK_KTHREAD_BIT: u32 = 1 << 31;
 
@@ -192,6 +196,12 @@ pub const GLOBAL_FILTER: &str = "FILTER";
 pub const GLOBAL_COMM: &str = "FILTER_COMM_NAME";
 /// Load-time global: byte offset of `task_struct.comm`.
 pub const GLOBAL_COMM_OFFSET: &str = "TASK_COMM_OFFSET";
+/// Global: where tp_btf `sched_switch` reads `prev_state`: the byte offset of
+/// `task_struct.__state` (or `.state`) on kernels whose tracepoint has no
+/// `prev_state` argument (before 5.18), else [`PREV_STATE_FROM_ARGUMENT`].
+pub const GLOBAL_PREV_STATE_OFFSET: &str = "TASK_PREV_STATE_OFFSET";
+/// [`GLOBAL_PREV_STATE_OFFSET`]: the tracepoint's fourth argument.
+pub const PREV_STATE_FROM_ARGUMENT: u32 = u32::MAX;
 /// Load-time global: `CgroupFilter`, for `FILTER_CGROUP`.
 pub const GLOBAL_CGROUP: &str = "FILTER_CGROUP_SPEC";
 
@@ -243,6 +253,9 @@ pub const TASKS_MAP: &str = "TASKS";
 /// Map: `HashMap<u32 tgid, [u8; 16]>`: the name of each process in
 /// [`PROCS_MAP`], as of its first switch or its last exec.
 pub const COMMS_MAP: &str = "COMMS";
+/// Map: per-task `TaskTimes` (task storage, or an LRU hash by thread id on
+/// kernels before 5.11).
+pub const TASK_TIMES_MAP: &str = "TASK_TIMES";
 
 /// Program names (the Rust function names in `tracer-ebpf`).
 pub const PROG_SCHED_SWITCH: &str = "sched_switch";

@@ -7,17 +7,26 @@ use aya_ebpf::{
     programs::BtfTracePointContext,
 };
 use aya_log_ebpf::error;
-use tracer_common::{class::is_voluntary, maps::Metric};
+use tracer_common::{
+    class::is_voluntary,
+    maps::{Metric, PREV_STATE_FROM_ARGUMENT},
+};
 
 use crate::{
     account::{Traced, cpu_state, on_switch, on_switch_end, record},
-    state::{COMMS, FOLLOW_CHILDREN, PROCS, SCHED_INFO, TASK_COMM_OFFSET, TASK_TIMES, TGIDS, global, measures},
+    state::{
+        COMMS, FOLLOW_CHILDREN, PROCS, SCHED_INFO, TASK_COMM_OFFSET, TASK_PREV_STATE_OFFSET, TGIDS, global, measures,
+    },
     task::{BtfTask, Task, task_field},
+    times,
 };
 
 // include/trace/events/sched.h (Linux 6.18):
 //   TP_PROTO(bool preempt, struct task_struct *prev, struct task_struct *next,
 //            unsigned int prev_state)
+// Before 5.18 there is no `prev_state`: it is read from `prev` (at the offset
+// of `__state`, or `state` before 5.14), the value the kernel's own
+// tracepoint reports.
 #[btf_tracepoint(function = "sched_switch")]
 pub fn sched_switch(ctx: BtfTracePointContext) -> i32 {
     match try_sched_switch(&ctx) {
@@ -34,7 +43,14 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), &'static str> {
     let preempt = ctx.arg::<u64>(0) != 0;
     let prev = BtfTask(ctx.arg(1));
     let next = BtfTask(ctx.arg(2));
-    let prev_state = ctx.arg::<u64>(3) as u32;
+    let state_offset = global(&TASK_PREV_STATE_OFFSET);
+    let prev_state = if state_offset == PREV_STATE_FROM_ARGUMENT {
+        ctx.arg::<u64>(3) as u32
+    } else {
+        // SAFETY: `prev` is a tp_btf task pointer; the offset is that of its
+        // state (an unsigned int, or the low half of a long).
+        unsafe { task_field::<u32>(prev.0, state_offset) }
+    };
     let (prev_ids, next_ids) = (prev.ids(), next.ids());
 
     let cpu = cpu_state()?;
@@ -61,10 +77,8 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), &'static str> {
     }
     // Idle tasks are never off-CPU or queued in the usual sense: skip them.
     if prev_ids.pid != 0 {
-        // SAFETY: `prev` is a trusted tp_btf task pointer.
-        let times = unsafe { TASK_TIMES.get(prev.0, true) };
-        // SAFETY: non-null storage of `prev`, ours until the program returns.
-        if let Some(times) = unsafe { times.as_mut() } {
+        // SAFETY: `prev` is a trusted tp_btf task pointer; used in this run only.
+        if let Some(times) = unsafe { times::get(prev.0, prev_ids.pid as u32, true) } {
             times.offcpu_since = now;
             if runq_from_task_times {
                 // Still runnable (preempted or yielding): it waits in the run queue from now.
@@ -73,10 +87,8 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), &'static str> {
         }
     }
     if next_ids.pid != 0 {
-        // SAFETY: `next` is a trusted tp_btf task pointer.
-        let times = unsafe { TASK_TIMES.get(next.0, false) };
-        // SAFETY: non-null storage of `next`, ours until the program returns.
-        if let Some(times) = unsafe { times.as_mut() } {
+        // SAFETY: `next` is a trusted tp_btf task pointer; used in this run only.
+        if let Some(times) = unsafe { times::get(next.0, next_ids.pid as u32, false) } {
             if measures(Metric::Offcpu) && times.offcpu_since != 0 {
                 record(Metric::Offcpu, class, now.saturating_sub(times.offcpu_since))?;
             }
@@ -123,10 +135,9 @@ pub fn sched_exit(ctx: BtfTracePointContext) -> i32 {
 /// `p` became runnable: it waits in the run queue from now.
 #[inline(always)]
 fn stamp_runnable(p: *const u8) {
-    // SAFETY: `p` is a trusted tp_btf task pointer.
-    let times = unsafe { TASK_TIMES.get(p, true) };
-    // SAFETY: non-null storage of `p`, ours until the program returns.
-    if let Some(times) = unsafe { times.as_mut() } {
+    let pid = BtfTask(p).ids().pid as u32;
+    // SAFETY: `p` is a trusted tp_btf task pointer; used in this run only.
+    if let Some(times) = unsafe { times::get(p, pid, true) } {
         // SAFETY: helper without preconditions.
         times.runq_since = unsafe { bpf_ktime_get_ns() };
     }
@@ -167,11 +178,13 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
 }
 
 // include/trace/events/sched.h: TP_PROTO(struct task_struct *p)
-// When a process is gone (its leader freed), forget its tgid before the
-// number can be reused.
+// Each task when it is freed: forget its per-task timestamps (where they are
+// not in task storage), and when a process is gone (its leader freed) its
+// tgid, before the numbers can be reused.
 #[btf_tracepoint(function = "sched_process_free")]
 pub fn sched_process_free(ctx: BtfTracePointContext) -> i32 {
     let p = BtfTask(ctx.arg(0)).ids();
+    times::forget(p.pid as u32);
     if p.pid == p.tgid {
         let _ = TGIDS.remove(&(p.tgid as u32));
     }

@@ -13,6 +13,10 @@
 //!
 //! The classic-tracepoint probe (`tp_progs`), for kernels without BTF.
 //!
+//! Per-task timestamps (`times`) are in task-local storage; `main_lru.rs`
+//! builds the same programs with an LRU hash instead (`tracer-lru`), for
+//! kernels before 5.11, which have no task storage.
+//!
 //! Nothing leaves the kernel per event: everything is aggregated in per-CPU
 //! maps that the CLI reads and merges. Metrics and filters that are not on
 //! are skipped through load-time constants, which the verifier prunes.
@@ -21,17 +25,9 @@
 
 mod account;
 mod btf_progs;
+mod runtime;
 mod state;
 mod task;
 mod task_storage;
+mod times;
 mod tp_progs;
-
-#[cfg(not(test))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    loop {}
-}
-
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

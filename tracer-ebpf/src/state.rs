@@ -1,19 +1,17 @@
 //! Load-time globals and maps, shared by every program.
 
 use aya_ebpf::{
-    macros::{btf_map, map},
+    macros::map,
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
 };
 use tracer_common::{
     class::NUM_CLASSES,
     hist::Histogram,
     maps::{
-        CgroupFilter, CpuState, MAX_CPUS, MAX_PROCS, MAX_TASKS, MAX_TGIDS, MAX_TIDS, Metric, NUM_METRICS, ProcCounts,
-        SchedInfo, TaskTimes, TracepointLayout,
+        CgroupFilter, CpuState, MAX_CPUS, MAX_PROCS, MAX_TASKS, MAX_TGIDS, MAX_TIDS, Metric, NUM_METRICS,
+        PREV_STATE_FROM_ARGUMENT, ProcCounts, SchedInfo, TracepointLayout,
     },
 };
-
-use crate::task_storage::TaskStorage;
 
 // Byte offsets in `struct task_struct`, resolved by the CLI from the running
 // kernel's BTF and written here at load time; the verifier sees them as
@@ -26,6 +24,10 @@ pub static TASK_TGID_OFFSET: u32 = 0;
 pub static TASK_FLAGS_OFFSET: u32 = 0;
 #[unsafe(no_mangle)]
 pub static TASK_COMM_OFFSET: u32 = 0;
+/// `task_struct.__state` (or `.state`) where sched_switch has no
+/// `prev_state` argument; `PREV_STATE_FROM_ARGUMENT` where it has.
+#[unsafe(no_mangle)]
+pub static TASK_PREV_STATE_OFFSET: u32 = PREV_STATE_FROM_ARGUMENT;
 /// The metrics to measure, a `Metric::bit` mask.
 #[unsafe(no_mangle)]
 pub static METRICS: u32 = 0;
@@ -82,9 +84,6 @@ pub static CPU: PerCpuArray<CpuState> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 pub static HISTS: PerCpuArray<Histogram> = PerCpuArray::with_max_entries((NUM_METRICS * NUM_CLASSES) as u32, 0);
-
-#[btf_map]
-pub static TASK_TIMES: TaskStorage<TaskTimes> = TaskStorage::new();
 
 #[map]
 pub static TGIDS: HashMap<u32, u8> = HashMap::with_max_entries(MAX_TGIDS, 0);

@@ -45,6 +45,25 @@ pub struct TaskOffsets {
     pub comm: u32,
 }
 
+/// Where `sched_switch` finds the state `prev` leaves in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrevState {
+    /// The tracepoint's `prev_state` argument (Linux 5.18+).
+    Argument,
+    /// `task_struct` member at this byte offset.
+    TaskField(u32),
+}
+
+impl PrevState {
+    /// The value of the kernel programs' [`tracer_common::maps::GLOBAL_PREV_STATE_OFFSET`].
+    pub fn global(self) -> u32 {
+        match self {
+            PrevState::Argument => tracer_common::maps::PREV_STATE_FROM_ARGUMENT,
+            PrevState::TaskField(off) => off,
+        }
+    }
+}
+
 /// Byte offsets in `task_struct` of the scheduler's own wait accounting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SchedInfoOffsets {
@@ -135,6 +154,41 @@ impl KernelBtf {
             last_queued: base + self.member_offset("sched_info", "last_queued", Some(8)).ok()?,
             last_arrival: base + self.member_offset("sched_info", "last_arrival", Some(8)).ok()?,
         })
+    }
+
+    /// Number of arguments of a tracepoint (without the tracing `void *__data`
+    /// the kernel adds in front), from its `btf_trace_<name>` typedef.
+    pub fn tracepoint_args(&self, name: &str) -> Option<usize> {
+        let types = self.btf.resolve_types_by_name(&format!("btf_trace_{name}")).ok()?;
+        let Some(Type::Typedef(t)) = types.into_iter().next() else {
+            return None;
+        };
+        let Type::Ptr(ptr) = self.btf.resolve_chained_type(&t).ok()? else {
+            return None;
+        };
+        let Type::FuncProto(proto) = self.btf.resolve_chained_type(&ptr).ok()? else {
+            return None;
+        };
+        proto.parameters.len().checked_sub(1)
+    }
+
+    /// Where `sched_switch` gets `prev_state` from: its fourth argument
+    /// (Linux 5.18+) or, before that, `prev->__state` (5.14+) or
+    /// `prev->state`, whose byte offset is returned. Both are read as a u32
+    /// (the low half of 5.10's `long state` on little-endian hosts).
+    pub fn prev_state(&self) -> Result<PrevState, BtfError> {
+        if self.tracepoint_args("sched_switch").is_some_and(|n| n >= 4) {
+            return Ok(PrevState::Argument);
+        }
+        match self.member_offset("task_struct", "__state", Some(4)) {
+            Ok(off) => Ok(PrevState::TaskField(off)),
+            Err(BtfError::NoMember { .. }) => Ok(PrevState::TaskField(self.member_offset(
+                "task_struct",
+                "state",
+                Some(8),
+            )?)),
+            Err(e) => Err(e),
+        }
     }
 
     /// Whether the kernel has a tracepoint a tp_btf program can attach to

@@ -15,11 +15,11 @@ use tracer_common::{
     maps::{
         COMMS_MAP, CPU_MAP, CPUS_MAP, CgroupFilter, CpuState, FILTER_TGID, GLOBAL_CGROUP, GLOBAL_COMM,
         GLOBAL_COMM_OFFSET, GLOBAL_FILTER, GLOBAL_FLAGS_OFFSET, GLOBAL_FOLLOW_CHILDREN, GLOBAL_METRICS,
-        GLOBAL_PER_PROCESS, GLOBAL_PID_OFFSET, GLOBAL_SCHED_INFO, GLOBAL_TGID_OFFSET, GLOBAL_TP_LAYOUT, HISTS_MAP,
-        PROCS_MAP, PROG_RAW_SCHED_EXIT, PROG_SCHED_EXIT, PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_FORK,
-        PROG_SCHED_PROCESS_FREE, PROG_SCHED_SWITCH, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, PROG_TP_PROCESS_FREE,
-        PROG_TP_SCHED_SWITCH, PROG_TP_TASK_NEWTASK, ProcCounts, SchedInfo, TASK_KTHREAD_BIT, TASKS_MAP, TGIDS_MAP,
-        TIDS_MAP, TracepointLayout,
+        GLOBAL_PER_PROCESS, GLOBAL_PID_OFFSET, GLOBAL_PREV_STATE_OFFSET, GLOBAL_SCHED_INFO, GLOBAL_TGID_OFFSET,
+        GLOBAL_TP_LAYOUT, HISTS_MAP, PREV_STATE_FROM_ARGUMENT, PROCS_MAP, PROG_RAW_SCHED_EXIT, PROG_SCHED_EXIT,
+        PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_FORK, PROG_SCHED_PROCESS_FREE, PROG_SCHED_SWITCH,
+        PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, PROG_TP_PROCESS_FREE, PROG_TP_SCHED_SWITCH, PROG_TP_TASK_NEWTASK,
+        ProcCounts, SchedInfo, TASK_KTHREAD_BIT, TASK_TIMES_MAP, TASKS_MAP, TGIDS_MAP, TIDS_MAP, TracepointLayout,
     },
 };
 
@@ -34,13 +34,35 @@ use crate::{
 
 /// The kernel programs, built by `build.rs` for the BPF target.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
+/// The same programs with per-task timestamps in an LRU hash instead of task
+/// storage, for kernels before 5.11.
+static EBPF_OBJECT_LRU: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-lru"));
+
+/// The kernel programs for the running kernel, and whether they keep
+/// per-task timestamps in task storage (else in an LRU hash).
+fn ebpf_object() -> (&'static [u8], bool) {
+    match aya::sys::is_map_supported(aya::maps::MapType::TaskStorage) {
+        Ok(true) => (EBPF_OBJECT, true),
+        Ok(false) => {
+            log::info!("no task storage maps (Linux < 5.11): per-task timestamps in an LRU hash");
+            (EBPF_OBJECT_LRU, false)
+        }
+        Err(e) => {
+            log::warn!("cannot tell whether this kernel has task storage maps ({e}); assuming it does");
+            (EBPF_OBJECT, true)
+        }
+    }
+}
 
 /// Loads and attaches only the empty `floor_switch` program on sched_switch,
 /// for overhead benchmarks; detached when the returned value drops.
 pub fn attach_floor() -> Result<Ebpf, ProbeError> {
     privilege::check()?;
     let btf = aya::Btf::from_sys_fs()?;
-    let mut ebpf = EbpfLoader::new().btf(&btf).allow_unsupported_maps().load(EBPF_OBJECT)?;
+    let mut ebpf = EbpfLoader::new()
+        .btf(&btf)
+        .allow_unsupported_maps()
+        .load(ebpf_object().0)?;
     attach_tp_btf(&mut ebpf, tracer_common::maps::PROG_FLOOR_SWITCH, "sched_switch", &btf)?;
     Ok(ebpf)
 }
@@ -146,6 +168,9 @@ pub struct Probes {
     /// `runq_latency_ns` comes from the scheduler's own accounting
     /// (`sched_info`), not from a wakeup program.
     pub runq_from_sched_info: bool,
+    /// Per-task timestamps are in task storage (else in an LRU hash by
+    /// thread id, on kernels before 5.11).
+    pub task_storage: bool,
 }
 
 /// Turns the BTF view of the cgroup chain and the wanted cgroup into the
@@ -198,7 +223,9 @@ impl Probes {
         };
 
         let mut loader = EbpfLoader::new();
+        let (object, task_storage) = ebpf_object();
         let offsets;
+        let mut prev_state = PREV_STATE_FROM_ARGUMENT;
         let mut sched_info = SchedInfo::default();
         let cgroup;
         let layout;
@@ -208,6 +235,9 @@ impl Probes {
             Some(kbtf) => {
                 offsets = kbtf.task_offsets()?;
                 log::info!("task_struct offsets from kernel BTF: {offsets:?}");
+                let state = kbtf.prev_state()?;
+                log::info!("sched_switch prev_state from {state:?}");
+                prev_state = state.global();
                 if !kbtf.has_tracepoint(SCHED_EXIT_TP) {
                     drop_metric(Metric::SwitchCost, no_sched_exit_tp(), &mut measured);
                 }
@@ -255,6 +285,10 @@ impl Probes {
             // The tracepoint probe's thread map is not used: keep it tiny.
             loader.map_max_entries(TASKS_MAP, 1);
         }
+        if !task_storage && !(measured.contains(Metric::Offcpu) || measured.contains(Metric::Runq)) {
+            // The LRU hash of per-task timestamps is not used: keep it tiny.
+            loader.map_max_entries(TASK_TIMES_MAP, 1);
+        }
         if !opts.per_process {
             // Per-CPU rows for 16,384 processes add up on a many-CPU host.
             loader.map_max_entries(PROCS_MAP, 1);
@@ -270,6 +304,7 @@ impl Probes {
             .override_global(GLOBAL_TGID_OFFSET, &offsets.tgid, true)
             .override_global(GLOBAL_FLAGS_OFFSET, &offsets.flags, true)
             .override_global(GLOBAL_COMM_OFFSET, &offsets.comm, true)
+            .override_global(GLOBAL_PREV_STATE_OFFSET, &prev_state, true)
             .override_global(GLOBAL_METRICS, &metrics, true)
             .override_global(GLOBAL_FILTER, &filter, true)
             .override_global(GLOBAL_COMM, &comm, true)
@@ -280,7 +315,7 @@ impl Probes {
             .override_global(GLOBAL_FOLLOW_CHILDREN, &follow, true)
             // TASK_TIMES (task storage) is only used by the kernel programs.
             .allow_unsupported_maps()
-            .load(EBPF_OBJECT)?;
+            .load(object)?;
 
         let logger = match EbpfLogger::init(&mut ebpf) {
             Ok(logger) => Some(logger),
@@ -313,13 +348,15 @@ impl Probes {
         let probe = match &aya_btf {
             Some(btf) => {
                 // The programs that feed sched_switch's state attach first.
-                if filter & FILTER_TGID != 0 {
+                let lru_times = !task_storage && (measured.contains(Metric::Offcpu) || measured.contains(Metric::Runq));
+                if filter & FILTER_TGID != 0 || lru_times {
                     // Forget processes when they are freed, so a reused pid is not
-                    // traced; follow children of traced processes for `-- COMMAND`.
+                    // traced, and tasks' timestamps where they are not in task storage.
                     attach_tp_btf(&mut ebpf, PROG_SCHED_PROCESS_FREE, "sched_process_free", btf)?;
-                    if opts.filter.command {
-                        attach_tp_btf(&mut ebpf, PROG_SCHED_PROCESS_FORK, "sched_process_fork", btf)?;
-                    }
+                }
+                if filter & FILTER_TGID != 0 && opts.filter.command {
+                    // Follow children of traced processes for `-- COMMAND`.
+                    attach_tp_btf(&mut ebpf, PROG_SCHED_PROCESS_FORK, "sched_process_fork", btf)?;
                 }
                 if opts.per_process {
                     attach_tp_btf(&mut ebpf, PROG_SCHED_PROCESS_EXEC, "sched_process_exec", btf)?;
@@ -374,6 +411,7 @@ impl Probes {
             notes,
             probe,
             runq_from_sched_info: sched_info.enabled != 0,
+            task_storage,
         })
     }
 

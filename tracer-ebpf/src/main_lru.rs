@@ -1,0 +1,15 @@
+//! The same kernel programs as `main.rs`, for kernels without task-local
+//! storage (before Linux 5.11): per-task timestamps live in an LRU hash keyed
+//! by thread id (`times_lru.rs`). The CLI loads this object only where it
+//! cannot create a task-storage map.
+#![no_std]
+#![no_main]
+
+mod account;
+mod btf_progs;
+mod runtime;
+mod state;
+mod task;
+#[path = "times_lru.rs"]
+mod times;
+mod tp_progs;
