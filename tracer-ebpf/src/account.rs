@@ -132,11 +132,15 @@ pub fn record(metric: Metric, class: usize, ns: u64) -> Result<(), &'static str>
     Ok(())
 }
 
-/// A switch that is traced: its class, and the time it was seen (0 when no
-/// latency is measured).
+/// A switch that is traced: its class, the time it was seen (0 when no
+/// latency is measured), and which of its tasks pass the task filters (both
+/// without filters). A task's latencies are measured only when it passes:
+/// on-CPU time for `prev`, off-CPU and run-queue time for `next`.
 pub struct Traced {
     pub class: usize,
     pub now: u64,
+    pub prev_selected: bool,
+    pub next_selected: bool,
 }
 
 /// Everything a traced switch does that needs no per-task state. `None` when
@@ -180,12 +184,19 @@ pub fn on_switch<P: Task, N: Task>(
         }
     }
     if global(&METRICS) == 0 {
-        return Ok(Some(Traced { class: c, now: 0 })); // Classify and count only.
+        // Classify and count only.
+        return Ok(Some(Traced {
+            class: c,
+            now: 0,
+            prev_selected,
+            next_selected,
+        }));
     }
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     if measures(Metric::Oncpu) {
-        if cpu.last_switch_ns != 0 {
+        // The slice that ends is prev's: measured when prev is traced.
+        if cpu.last_switch_ns != 0 && prev_selected {
             record(Metric::Oncpu, c, now.saturating_sub(cpu.last_switch_ns))?;
         }
         cpu.last_switch_ns = now;
@@ -195,7 +206,12 @@ pub fn on_switch<P: Task, N: Task>(
     if measures(Metric::SwitchCost) {
         cpu.switch_start_ns = now;
     }
-    Ok(Some(Traced { class: c, now }))
+    Ok(Some(Traced {
+        class: c,
+        now,
+        prev_selected,
+        next_selected,
+    }))
 }
 
 /// The end of a switch in the incoming task: records `switch_cost_ns`, and

@@ -55,7 +55,13 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), &'static str> {
 
     let cpu = cpu_state()?;
     let voluntary = is_voluntary(preempt, prev_state);
-    let Some(Traced { class, now }) = on_switch(cpu, &prev, &prev_ids, &next, &next_ids, voluntary)? else {
+    let Some(Traced {
+        class,
+        now,
+        prev_selected,
+        next_selected,
+    }) = on_switch(cpu, &prev, &prev_ids, &next, &next_ids, voluntary)?
+    else {
         return Ok(());
     };
     let sched_info = global(&SCHED_INFO);
@@ -63,8 +69,9 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), &'static str> {
     // queued (run-queue clock); sched_exit reads when it arrived.
     let runq_from_task_times = measures(Metric::Runq) && sched_info.enabled == 0;
     if measures(Metric::Runq) && sched_info.enabled != 0 {
-        // The idle task is never queued.
-        cpu.runq_queued = if next_ids.pid == 0 {
+        // The idle task is never queued; a task left out by the filters is
+        // not measured.
+        cpu.runq_queued = if next_ids.pid == 0 || !next_selected {
             0
         } else {
             // SAFETY: `next` is a tp_btf task pointer; the offset is that of
@@ -75,8 +82,9 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), &'static str> {
     if !(measures(Metric::Offcpu) || runq_from_task_times) {
         return Ok(());
     }
-    // Idle tasks are never off-CPU or queued in the usual sense: skip them.
-    if prev_ids.pid != 0 {
+    // Idle tasks are never off-CPU or queued in the usual sense: skip them,
+    // and the tasks the filters leave out.
+    if prev_ids.pid != 0 && prev_selected {
         // SAFETY: `prev` is a trusted tp_btf task pointer; used in this run only.
         if let Some(times) = unsafe { times::get(prev.0, prev_ids.pid as u32, true) } {
             times.offcpu_since = now;
@@ -86,7 +94,7 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), &'static str> {
             }
         }
     }
-    if next_ids.pid != 0 {
+    if next_ids.pid != 0 && next_selected {
         // SAFETY: `next` is a trusted tp_btf task pointer; used in this run only.
         if let Some(times) = unsafe { times::get(next.0, next_ids.pid as u32, false) } {
             if measures(Metric::Offcpu) && times.offcpu_since != 0 {

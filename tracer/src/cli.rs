@@ -153,6 +153,16 @@ pub enum Command {
     /// own accounting, and that pinning held; if not, it says so and gives
     /// no verdict.
     Bench(BenchArgs),
+    /// Check that tracer works on this kernel, and show what it can measure.
+    ///
+    /// Attaches each probe in turn (tp_btf, then the classic tracepoint),
+    /// runs a pinned thread ping-pong and a pinned process ping-pong under
+    /// it, and compares the tracer's counts and latency totals with the
+    /// kernel's own accounting (getrusage, /proc/thread-self/schedstat),
+    /// each with a stated margin. Says which latencies this kernel cannot
+    /// give and why. Exit status 0 when every probe that could attach
+    /// passed, 1 otherwise.
+    Check(CheckArgs),
     /// A workload with known ground truth, for tests: a pinned ping-pong;
     /// prints one JSON line with what the kernel counted.
     #[command(hide = true)]
@@ -169,6 +179,33 @@ pub enum Command {
     /// until SIGINT/SIGTERM.
     #[command(hide = true)]
     Floor,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Round trips per workload (each forces two switches).
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(100..=100_000_000))]
+    pub round_trips: u64,
+
+    /// The CPU to pin both workloads to (default: the last online CPU).
+    #[arg(long)]
+    pub cpu: Option<usize>,
+
+    /// The probe to check: tp_btf, tracepoint, or all (both, one after the other).
+    #[arg(long, value_enum, default_value_t = CheckProbeArg::All)]
+    pub probe: CheckProbeArg,
+
+    /// Print JSON (one object) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckProbeArg {
+    All,
+    #[value(name = "tp_btf")]
+    TpBtf,
+    Tracepoint,
 }
 
 #[derive(Debug, Args)]

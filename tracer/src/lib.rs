@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod btf;
+pub mod check;
 pub mod cli;
 pub mod command;
 pub mod duration;

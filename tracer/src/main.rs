@@ -3,8 +3,9 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use tracer::{
-    bench,
-    cli::{BenchArgs, Cli, Command, KindArg, PingPongArgs, ViaArg},
+    bench, check,
+    cli::{BenchArgs, CheckArgs, CheckProbeArg, Cli, Command, KindArg, PingPongArgs, ViaArg},
+    probe::ProbeKind,
     workload::{self, PingPong, Spec, Via},
 };
 
@@ -28,6 +29,9 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Some(Command::Bench(args)) => {
             run_bench(args)?;
             return Ok(0);
+        }
+        Some(Command::Check(args)) => {
+            return run_check(args);
         }
         Some(Command::PingPong(args)) => {
             ping_pong(args)?;
@@ -83,12 +87,46 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     Ok(runtime.block_on(tracer::run::trace(cli))?)
 }
 
-fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
+/// `--cpu`, or the last online CPU (away from CPU 0's housekeeping).
+fn workload_cpu(asked: Option<usize>) -> anyhow::Result<usize> {
     let online = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cpu = args.cpu.unwrap_or(online - 1);
+    let cpu = asked.unwrap_or(online - 1);
     if cpu >= online {
         anyhow::bail!("--cpu {cpu}: this machine has CPUs 0-{}", online - 1);
     }
+    Ok(cpu)
+}
+
+fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
+    let options = check::Options {
+        round_trips: args.round_trips,
+        cpu: workload_cpu(args.cpu)?,
+        probes: match args.probe {
+            CheckProbeArg::All => vec![ProbeKind::TpBtf, ProbeKind::Tracepoint],
+            CheckProbeArg::TpBtf => vec![ProbeKind::TpBtf],
+            CheckProbeArg::Tracepoint => vec![ProbeKind::Tracepoint],
+        },
+    };
+    let quiet = args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let result = check::run(&options, |step| {
+        if !quiet {
+            eprint!("\r\x1b[Ktracer check: {step}");
+        }
+    })?;
+    if !quiet {
+        eprint!("\r\x1b[K");
+    }
+    let text = if args.json {
+        serde_json::to_string(&result)? + "\n"
+    } else {
+        check::table(&result)
+    };
+    print_quietly(&text)?;
+    Ok(if result.pass { 0 } else { 1 })
+}
+
+fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
+    let cpu = workload_cpu(args.cpu)?;
     let options = bench::Options {
         runs: args.runs,
         round_trips: args.round_trips,

@@ -172,6 +172,45 @@ fn pin(cpu: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// Keeps the calling thread off one CPU while it lives; restores the
+/// thread's affinity when dropped.
+struct CallerAway {
+    saved: libc::cpu_set_t,
+}
+
+impl CallerAway {
+    /// `None` when `cpu` is the only CPU the caller may use.
+    fn from(cpu: usize) -> io::Result<Option<Self>> {
+        // SAFETY: an all-zero cpu_set_t is a valid empty set.
+        let mut saved: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `saved` is a valid, writable cpu_set_t of the size given.
+        if unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut saved) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut away = saved;
+        // SAFETY: CPU_CLR/CPU_COUNT on a valid set; out-of-range CPUs are ignored.
+        let others = unsafe {
+            libc::CPU_CLR(cpu, &mut away);
+            libc::CPU_COUNT(&away)
+        };
+        if others == 0 {
+            return Ok(None);
+        }
+        // SAFETY: `away` is a valid cpu_set_t of the size given.
+        if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &away) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Some(Self { saved }))
+    }
+}
+
+impl Drop for CallerAway {
+    fn drop(&mut self) {
+        // SAFETY: `saved` is the valid cpu_set_t read in `from`.
+        unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &self.saved) };
+    }
+}
+
 /// `(nvcsw, nivcsw)` of the calling thread or process. Async-signal-safe.
 fn csw(who: libc::c_int) -> (u64, u64) {
     // SAFETY: an all-zero rusage is valid; getrusage fills it.
@@ -331,6 +370,10 @@ fn side(spec: &Spec, end: End<'_>, ws: Option<&Shared>, first: bool, who: libc::
 
 /// Runs the workload and returns the kernel's accounting of it.
 pub fn run(spec: &Spec) -> io::Result<Outcome> {
+    // The caller waits for the workload; it must not do so on the workload's
+    // CPU, where its own switches (its sleep spans the whole run) would be
+    // counted with the workload's.
+    let _away = CallerAway::from(spec.cpu)?;
     let (a_rx, b_tx) = crate::sys::pipe()?; // b -> a
     let (b_rx, a_tx) = crate::sys::pipe()?; // a -> b
     let token = Shared::new(4)?;

@@ -52,10 +52,11 @@ fn attach_with(probe: ProbeKind) -> Probes {
     probes
 }
 
-/// Runs `kind` under the tracer; returns what the kernel counted and what the
-/// tracer saw on the workload's CPU over the same span.
+/// Runs `kind` under the tracer (tracing this process tree, as `tracer check`
+/// does); returns what the kernel counted and what the tracer saw on the
+/// workload's CPU over the same span.
 fn traced(kind: PingPong, probe: ProbeKind) -> (Outcome, Snapshot, Probes) {
-    let probes = attach_with(probe);
+    let probes = tracer::check::attach(probe).unwrap_or_else(|e| panic!("cannot attach: {e}"));
     let cpus = [workload_cpu()];
     let before = probes.snapshot_cpus(Some(&cpus)).unwrap();
     let outcome = workload::run(&Spec::new(kind, workload_cpu(), ROUND_TRIPS)).unwrap();
@@ -63,128 +64,42 @@ fn traced(kind: PingPong, probe: ProbeKind) -> (Outcome, Snapshot, Probes) {
     (outcome, after.since(&before), probes)
 }
 
-/// Checks that the workload's switches land in `expected`, and agree with the
-/// kernel's count, within stated margins:
-/// * at least 99 % of the kernel's count of the workload's switches are in `expected`
-///   (a few are preemptions by kernel threads or switches to idle);
-/// * at most 1 % + 200 more: background switches of the same class on the
-///   workload's CPU over ~1 s; a tracer that double counted would exceed it;
-/// * the other user class sees < 1 % of the workload.
+/// Checks that the workload's switches land in `expected` and agree with the
+/// kernel's count, and each latency with the kernel's own totals, with the
+/// margins `tracer check` states (`tracer::check::compare`).
 fn check_class(kind: PingPong, expected: Class, other: Class, probe: ProbeKind) {
     let (outcome, delta, probes) = traced(kind, probe);
-    let cpu = workload_cpu();
-    let truth = outcome.switches();
-    let seen = delta.cpu_switches(cpu, expected);
-    let wrong = delta.cpu_switches(cpu, other);
-    eprintln!(
-        "{kind:?}: kernel counted {truth} switches ({} voluntary, {} involuntary) in {:?}; tracer on CPU {cpu}: {expected:?} {seen}, {other:?} {wrong}",
-        outcome.voluntary, outcome.involuntary, outcome.elapsed
-    );
-    assert!(
-        truth >= 2 * ROUND_TRIPS - 10,
-        "pinning did not hold: only {truth} switches for {ROUND_TRIPS} round trips"
-    );
-    assert!(
-        seen as f64 >= 0.99 * truth as f64,
-        "{expected:?}: saw {seen}, kernel counted {truth}"
-    );
-    assert!(
-        seen as f64 <= 1.01 * truth as f64 + 200.0,
-        "{expected:?}: saw {seen}, more than kernel's {truth}"
-    );
-    assert!(
-        (wrong as f64) < 0.01 * truth as f64,
-        "{other:?}: {wrong} of {truth} switches misclassified"
-    );
-
-    // The voluntary/preempted split follows the kernel's nvcsw/nivcsw.
-    let counts = delta.per_cpu_counts[cpu].by_class[expected.index()];
-    let (voluntary, preempted) = (counts[0], counts[1]);
-    assert!(
-        voluntary as f64 >= 0.99 * outcome.voluntary as f64
-            && voluntary as f64 <= 1.01 * outcome.voluntary as f64 + 200.0,
-        "voluntary: tracer {voluntary}, kernel {}",
-        outcome.voluntary
-    );
-    assert!(
-        preempted <= outcome.involuntary + 200,
-        "preempted: tracer {preempted}, kernel {}",
-        outcome.involuntary
-    );
-
-    // The latencies, on the workload's CPU, against the kernel's own numbers.
-    let report = tracer::run::report(
-        &probes,
-        &Snapshot::empty(delta.per_cpu_counts.len(), probes.measured),
-        &delta,
-    );
-    let class = report.class(expected);
-    let sum = |m: Metric| delta.latency(m).map(|h| h[expected.index()].sum_ns);
-    if let Some(cost) = class.latency(Metric::SwitchCost) {
-        // Every switch of the class got a switch-cost sample.
-        let stats = cost.stats.as_ref().unwrap();
-        eprintln!(
-            "{expected:?} switch cost: n={} p50={} p90={} p99={} max={}",
-            cost.count, stats.p50, stats.p90, stats.p99, stats.max
-        );
-        assert!(
-            cost.count as f64 >= 0.99 * class.switches() as f64,
-            "{} samples for {} switches",
-            cost.count,
-            class.switches()
-        );
-        assert!(
-            cost.count <= class.switches(),
-            "{} samples for {} switches",
-            cost.count,
-            class.switches()
-        );
-        assert!((30..100_000).contains(&stats.p50), "implausible p50 {}", stats.p50);
-        assert!(stats.min <= stats.p50 && stats.p50 <= stats.p90 && stats.p90 <= stats.p99 && stats.p99 <= stats.max);
-    }
-    // Each of the class's switches ends one slice (oncpu) and one absence
-    // (offcpu) of a workload task, so the totals must match the kernel's:
-    // oncpu = time both ran (schedstat sum_exec_runtime), offcpu = loop time
-    // minus that, runq = time both waited runnable (schedstat run_delay).
-    // Margins: 3 % for the switches at the loop's edges and the few slices
-    // ended by other classes (preemption by a kernel thread).
-    let close = |name: &str, seen: u64, truth: u64, per_sample_slack: u64| {
-        let slack = per_sample_slack * class.switches();
-        eprintln!("{expected:?} {name}: tracer {seen} ns, kernel {truth} ns");
-        let err = seen.abs_diff(truth).saturating_sub(slack) as f64 / truth as f64;
-        assert!(
-            err < 0.03,
-            "{name}: tracer {seen} ns vs kernel {truth} ns ({:.1} % off beyond the slack)",
-            err * 100.0
-        );
+    let options = tracer::check::Options {
+        round_trips: ROUND_TRIPS,
+        cpu: workload_cpu(),
+        probes: vec![probe],
     };
-    close("oncpu total", sum(Metric::Oncpu).unwrap(), outcome.run_ns, 0);
-    if probe == ProbeKind::TpBtf {
-        close(
-            "offcpu total",
-            sum(Metric::Offcpu).unwrap(),
-            outcome.loop_ns - outcome.run_ns,
-            0,
+    let check = tracer::check::compare(kind, &options, &outcome, &delta, &probes);
+    assert_eq!(check.class, expected.name());
+    for item in &check.items {
+        eprintln!(
+            "{}: {} {:?} kernel {:?} (allowed {})",
+            if item.pass { "ok" } else { "FAIL" },
+            item.name,
+            item.tracer,
+            item.kernel,
+            item.allowed
         );
-        // From sched_info the kernel's own numbers, exactly; from the wakeup
-        // program ~150 ns more per wait (it ends at sched_switch, the kernel at
-        // the run-queue clock update at the start of __schedule()).
-        let slack = if probes.runq_from_sched_info { 0 } else { 300 };
-        close("runq total", sum(Metric::Runq).unwrap(), outcome.wait_ns, slack);
-    } else {
-        assert!(sum(Metric::Offcpu).is_none() && sum(Metric::Runq).is_none());
     }
-    for m in [Metric::Oncpu, Metric::Offcpu, Metric::Runq]
-        .into_iter()
-        .filter(|&m| probes.measured.contains(m))
-    {
-        let n = class.latency(m).unwrap().count;
-        assert!(
-            n as f64 >= 0.97 * class.switches() as f64 && n <= class.switches(),
-            "{}: {n} samples for {} switches",
-            m.key(),
-            class.switches()
-        );
+    // The other user class is among the comparisons, and each measured
+    // latency has its sample count and its total (or p50) checked.
+    assert!(
+        check
+            .items
+            .iter()
+            .any(|i| i.name == format!("{} switches", other.name()))
+    );
+    for m in probes.measured.iter() {
+        assert!(check.items.iter().any(|i| i.name == format!("{} samples", m.key())));
+    }
+    assert!(check.pass(), "{}", check.failures().join("\n"));
+    if probe == ProbeKind::Tracepoint {
+        assert!(delta.latency(Metric::Offcpu).is_none() && delta.latency(Metric::Runq).is_none());
     }
 }
 
