@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's only entry points. Each command first makes
 //! sure the pinned toolchain, rust-src and bpf-linker are installed.
+mod kernels;
 mod overhead;
 mod setup;
 mod soak;
@@ -28,11 +29,23 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Every test: unit tests, CLI tests, and live-kernel tests (as root, via sudo when needed).
+    /// Every test: unit tests, CLI tests, live-kernel tests (as root, via sudo
+    /// when needed), then the kernel matrix (test-kernels).
     Test {
+        /// Skip the kernel matrix (for quick runs; CI runs it).
+        #[arg(long)]
+        no_kernels: bool,
         /// Extra arguments for the test binaries (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Boot each kernel of the matrix (Debian's 5.10, 6.1, 6.12 and newest
+    /// 7.x) in QEMU and run `tracer check` in it, with and without its BTF;
+    /// print the table and write target/kernel-matrix.{md,json}.
+    TestKernels {
+        /// Only these kernels (by label: 5.10, 6.1, 6.12, 7.x); repeatable.
+        #[arg(long = "kernel", value_name = "LABEL")]
+        kernels: Vec<String>,
     },
     /// rustfmt --check and clippy -D warnings, host crates and the eBPF crate.
     Lint,
@@ -67,7 +80,27 @@ fn main() -> ExitCode {
         Command::Setup => setup::ensure().map(drop),
         Command::Build => setup::ensure().and_then(|env| tasks::build(&env)),
         Command::Run { args } => setup::ensure().and_then(|env| tasks::run(&env, &args)),
-        Command::Test { args } => setup::ensure().and_then(|env| tasks::test(&env, &args)),
+        Command::Test { no_kernels, args } => setup::ensure().and_then(|env| {
+            tasks::test(&env, &args)?;
+            if no_kernels {
+                eprintln!("xtask: kernel matrix skipped (--no-kernels)");
+                return Ok(());
+            }
+            tasks::build(&env)?;
+            kernels::test_kernels(
+                &env.workspace.join("target/release/tracer"),
+                &env.workspace.join("target"),
+                &[],
+            )
+        }),
+        Command::TestKernels { kernels } => setup::ensure().and_then(|env| {
+            tasks::build(&env)?;
+            kernels::test_kernels(
+                &env.workspace.join("target/release/tracer"),
+                &env.workspace.join("target"),
+                &kernels,
+            )
+        }),
         Command::Lint => setup::ensure().and_then(|env| tasks::lint(&env)),
         Command::BenchOverhead {
             rounds,
