@@ -100,6 +100,9 @@ pub struct ProbeCheck {
 pub struct Check {
     pub kernel_release: String,
     pub btf: bool,
+    /// Byte offsets of `task_struct.pid` and `.tgid` read from this kernel's
+    /// BTF (they differ between kernel builds; none are compiled in).
+    pub task_offsets: Option<BTreeMap<&'static str, u32>>,
     pub probes: Vec<ProbeCheck>,
     /// Every probe that could attach passed every comparison, and at least
     /// one probe attached.
@@ -122,9 +125,14 @@ pub fn run(options: &Options, mut progress: impl FnMut(&str)) -> Result<Check, C
         probes.push(check_probe(options, kind, &mut progress)?);
     }
     let pass = probes.iter().all(|p| p.pass) && probes.iter().any(|p| p.unavailable.is_none());
+    let task_offsets = crate::btf::KernelBtf::from_sys()
+        .and_then(|btf| btf.task_offsets())
+        .ok()
+        .map(|o| BTreeMap::from([("pid", o.pid), ("tgid", o.tgid)]));
     Ok(Check {
         kernel_release: crate::kernel_release(),
         btf: std::path::Path::new(crate::btf::VMLINUX_BTF).exists(),
+        task_offsets,
         probes,
         pass,
     })
@@ -374,9 +382,18 @@ pub fn table(check: &Check) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "kernel {}; BTF {}",
+        "kernel {}; BTF {}{}",
         check.kernel_release,
-        if check.btf { "yes" } else { "no" }
+        if check.btf { "yes" } else { "no" },
+        check
+            .task_offsets
+            .as_ref()
+            .map(|o| format!(
+                " (task_struct.pid at byte {}, .tgid at {})",
+                o.get("pid").unwrap_or(&0),
+                o.get("tgid").unwrap_or(&0)
+            ))
+            .unwrap_or_default()
     );
     for p in &check.probes {
         let _ = writeln!(out);

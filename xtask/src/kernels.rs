@@ -646,6 +646,10 @@ fn table(outcomes: &[Outcome]) -> String {
         }
         for (btf, check) in [("yes", &o.with_btf), ("hidden", &o.without_btf)] {
             let Some(check) = check else { continue };
+            let btf = match check["task_offsets"]["tgid"].as_u64() {
+                Some(tgid) => format!("{btf} ({tgid})"),
+                None => btf.to_owned(),
+            };
             for p in check["probes"].as_array().into_iter().flatten() {
                 let probe = p["probe"].as_str().unwrap_or("?");
                 if p["unavailable"].is_string() {
@@ -677,7 +681,7 @@ fn table(outcomes: &[Outcome]) -> String {
                     } else {
                         format!("FAIL: {}", failures(p).join("; "))
                     };
-                    if btf == "hidden" {
+                    if btf.starts_with("hidden") {
                         let told = o
                             .no_btf_message
                             .as_deref()
