@@ -9,6 +9,7 @@ pub mod btf;
 pub mod cli;
 pub mod command;
 pub mod duration;
+pub mod export;
 pub mod filter;
 pub mod metrics;
 pub mod privilege;

@@ -1,15 +1,21 @@
 //! `tracer`: thin entry point; see the library for everything it does.
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, Parser as _};
 use tracer::{
     bench,
     cli::{BenchArgs, Cli, Command, KindArg, PingPongArgs, ViaArg},
+    export,
     workload::{self, PingPong, Spec, Via},
 };
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(message) = cli.check() {
+        Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, message)
+            .exit();
+    }
     init_logging(cli.verbose);
     match run(&cli) {
         Ok(code) => ExitCode::from(code),
@@ -84,6 +90,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
 }
 
 fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
+    let plot_file = args.plot.as_deref().map(export::create_output).transpose()?;
     let online = std::thread::available_parallelism().map_or(1, |n| n.get());
     let cpu = args.cpu.unwrap_or(online - 1);
     if cpu >= online {
@@ -108,6 +115,9 @@ fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
     })?;
     if !quiet {
         eprint!("\r\x1b[K");
+    }
+    if let Some(file) = plot_file {
+        export::plot::write(file, &[export::plot::bench_chart(&result)])?;
     }
     let text = if args.json {
         bench::render::json(&result) + "\n"
