@@ -152,6 +152,7 @@ pub fn render_svg(charts: &[Chart]) -> Result<String, PlotError> {
             let mut ctx = ChartBuilder::on(area)
                 .caption(&chart.title, ("sans-serif", 20))
                 .margin(12)
+                .margin_right(40)
                 .x_label_area_size(40)
                 .y_label_area_size(70)
                 .build_cartesian_2d(0f64..X_MAX, (low..high).log_scale())
