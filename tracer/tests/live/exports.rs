@@ -172,11 +172,11 @@ fn prometheus_scrapes_the_live_tracer() {
     // The body, while it runs: valid for promtool, and in both formats.
     let mut body = String::new();
     for _ in 0..100 {
-        if let Ok((200, b)) = http_get(&target, "/metrics", None) {
-            if b.contains("tracer_switches_total{") {
-                body = b;
-                break;
-            }
+        if let Ok((200, b)) = http_get(&target, "/metrics", None)
+            && b.contains("tracer_switches_total{")
+        {
+            body = b;
+            break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
