@@ -49,6 +49,13 @@ fn ensure_package(path: &str, package: &str) {
         assert!(install(), "cannot install {package}");
     }
     assert!(Path::new(path).exists(), "{package} did not install {path}");
+    // Where systemd would start the package's service, stop it: the tests run
+    // their own Prometheus, and nothing they install may outlive them.
+    if package == "prometheus" && Path::new("/run/systemd/system").exists() {
+        let _ = Command::new("systemctl")
+            .args(["disable", "--now", "prometheus.service"])
+            .status();
+    }
 }
 
 fn free_port() -> u16 {
