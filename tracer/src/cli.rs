@@ -49,6 +49,10 @@ Examples:
   sudo tracer -p 1234 --per-process -d 30s
                               one application, with a table per process
   sudo tracer -- make -j2     trace a command's process tree until it exits
+  sudo tracer --prometheus 9464
+                              serve /metrics on 127.0.0.1:9464 until stopped
+  sudo tracer -i 10s --hdr-log run.hlog --plot run.svg -d 1m
+                              HdrHistogram log per 10 s, percentile plot at the end
 
 Exit status: 0 on success (also after Ctrl-C or SIGTERM), 1 when tracing could
 not start or failed, 2 for invalid arguments.";
