@@ -178,6 +178,11 @@ impl Cli {
         if let Some(key) = crate::export::label::duplicate(&self.labels) {
             return Err(format!("--label {key}=... given more than once"));
         }
+        if let (Some(log), Some(plot)) = (&self.hdr_log, &self.plot)
+            && log == plot
+        {
+            return Err(format!("--hdr-log and --plot both name {}", log.display()));
+        }
         Ok(())
     }
 }
@@ -443,5 +448,7 @@ mod tests {
         assert!(Cli::try_parse_from(["tracer", "--prometheus", "1", "--label", "9=x"]).is_err());
         let twice = Cli::try_parse_from(["tracer", "--prometheus", "1", "--label", "a=x", "--label", "a=y"]).unwrap();
         assert!(twice.check().unwrap_err().contains("--label a="));
+        let same = Cli::try_parse_from(["tracer", "--hdr-log", "x", "--plot", "x"]).unwrap();
+        assert_eq!(same.check(), Err("--hdr-log and --plot both name x".into()));
     }
 }
