@@ -1,10 +1,14 @@
 //! Command-line flags.
 
-use std::time::Duration;
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::metrics::MetricSet;
+use crate::{export::label::Label, metrics::MetricSet};
 
 const ABOUT: &str = "Watch real context switches with eBPF and show what they cost.";
 
@@ -45,6 +49,10 @@ Examples:
   sudo tracer -p 1234 --per-process -d 30s
                               one application, with a table per process
   sudo tracer -- make -j2     trace a command's process tree until it exits
+  sudo tracer --prometheus 9464
+                              serve /metrics on 127.0.0.1:9464 until stopped
+  sudo tracer -i 10s --hdr-log run.hlog --plot run.svg -d 1m
+                              HdrHistogram log per 10 s, percentile plot at the end
 
 Exit status: 0 on success (also after Ctrl-C or SIGTERM), 1 when tracing could
 not start or failed, 2 for invalid arguments.";
@@ -136,9 +144,47 @@ pub struct Cli {
     #[arg(long, value_name = "LIST", default_value = "switch", value_parser = parse_metrics)]
     pub hist: MetricSet,
 
+    /// Serve the counters and latency histograms (cumulative since tracing
+    /// started) at http://ADDR/metrics in the Prometheus / OpenMetrics text
+    /// format while tracing. ADDR is HOST:PORT, or a PORT alone for
+    /// 127.0.0.1:PORT (loopback); name another address to be reachable.
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub prometheus: Option<SocketAddr>,
+
+    /// Add the label KEY=VALUE to every exported series (e.g. app=nginx,
+    /// with --pid or -- COMMAND); may be given several times.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label, requires = "prometheus")]
+    pub labels: Vec<Label>,
+
+    /// Write each report's histograms (one per class and metric, in ns) to
+    /// FILE in the HdrHistogram interval log format (V2, compressed).
+    #[arg(long, value_name = "FILE")]
+    pub hdr_log: Option<PathBuf>,
+
+    /// At the end, write an SVG to FILE: latency by percentile, one chart per
+    /// metric, one line per class, over the whole run.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+
     /// More diagnostics on stderr (-v: what was loaded and attached, -vv: debug).
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
+}
+
+impl Cli {
+    /// Checks across flags that clap cannot express; the message is for a
+    /// usage error.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(key) = crate::export::label::duplicate(&self.labels) {
+            return Err(format!("--label {key}=... given more than once"));
+        }
+        if let (Some(log), Some(plot)) = (&self.hdr_log, &self.plot)
+            && log == plot
+        {
+            return Err(format!("--hdr-log and --plot both name {}", log.display()));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -272,6 +318,11 @@ pub struct BenchArgs {
     /// Print JSON (one object) instead of the table.
     #[arg(long)]
     pub json: bool,
+
+    /// Also write an SVG to FILE: switch cost by percentile of the thread and
+    /// the process workload (all runs together).
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -316,6 +367,20 @@ fn parse_cpus(s: &str) -> Result<CpuList, String> {
 
 fn parse_metrics(s: &str) -> Result<MetricSet, String> {
     MetricSet::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_label(s: &str) -> Result<Label, String> {
+    crate::export::label::parse(s).map_err(|e| e.to_string())
+}
+
+/// `HOST:PORT` (`[::1]:PORT` for IPv6), or a bare `PORT` on loopback.
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    }
+    s.parse().map_err(|_| {
+        format!("`{s}` is not an address to listen on: give HOST:PORT (e.g. 127.0.0.1:9464, [::1]:9464) or a port")
+    })
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -389,5 +454,38 @@ mod tests {
         assert!(Cli::try_parse_from(["tracer", "bench", "--runs", "0"]).is_err());
         assert!(Cli::try_parse_from(["tracer", "bench", "--working-set", "2G"]).is_err());
         assert!(Cli::try_parse_from(["tracer", "-d", "1s", "bench"]).is_err());
+    }
+
+    #[test]
+    fn parses_exports() {
+        let cli = Cli::try_parse_from([
+            "tracer",
+            "--prometheus",
+            "9464",
+            "--label",
+            "app=web",
+            "--label",
+            "team=a",
+            "--hdr-log",
+            "x.hlog",
+            "--plot",
+            "x.svg",
+        ])
+        .unwrap();
+        assert_eq!(cli.prometheus, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(cli.labels.len(), 2);
+        assert_eq!(cli.check(), Ok(()));
+        assert_eq!(cli.hdr_log.as_deref(), Some(std::path::Path::new("x.hlog")));
+        let cli = Cli::try_parse_from(["tracer", "--prometheus", "[::1]:80"]).unwrap();
+        assert_eq!(cli.prometheus, Some("[::1]:80".parse().unwrap()));
+        assert!(Cli::try_parse_from(["tracer", "--prometheus", "localhost"]).is_err());
+        assert!(Cli::try_parse_from(["tracer", "--prometheus", "1.2.3.4:99999"]).is_err());
+        // --label needs --prometheus, and a valid KEY=VALUE.
+        assert!(Cli::try_parse_from(["tracer", "--label", "app=x"]).is_err());
+        assert!(Cli::try_parse_from(["tracer", "--prometheus", "1", "--label", "9=x"]).is_err());
+        let twice = Cli::try_parse_from(["tracer", "--prometheus", "1", "--label", "a=x", "--label", "a=y"]).unwrap();
+        assert!(twice.check().unwrap_err().contains("--label a="));
+        let same = Cli::try_parse_from(["tracer", "--hdr-log", "x", "--plot", "x"]).unwrap();
+        assert_eq!(same.check(), Err("--hdr-log and --plot both name x".into()));
     }
 }

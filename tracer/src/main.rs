@@ -1,16 +1,22 @@
 //! `tracer`: thin entry point; see the library for everything it does.
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, Parser as _};
 use tracer::{
     bench, check,
     cli::{BenchArgs, CheckArgs, CheckProbeArg, Cli, Command, KindArg, PingPongArgs, ViaArg},
+    export,
     probe::ProbeKind,
     workload::{self, PingPong, Spec, Via},
 };
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(message) = cli.check() {
+        Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, message)
+            .exit();
+    }
     init_logging(cli.verbose);
     match run(&cli) {
         Ok(code) => ExitCode::from(code),
@@ -126,6 +132,7 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
 }
 
 fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
+    let plot_file = args.plot.as_deref().map(export::create_output).transpose()?;
     let cpu = workload_cpu(args.cpu)?;
     let options = bench::Options {
         runs: args.runs,
@@ -146,6 +153,9 @@ fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
     })?;
     if !quiet {
         eprint!("\r\x1b[K");
+    }
+    if let Some(file) = plot_file {
+        export::plot::write(file, &[export::plot::bench_chart(&result)])?;
     }
     let text = if args.json {
         bench::render::json(&result) + "\n"

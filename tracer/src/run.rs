@@ -4,7 +4,8 @@
 use std::{
     io::{self, Write},
     pin::pin,
-    time::Duration,
+    sync::Arc,
+    time::{Duration, SystemTime},
 };
 
 use tokio::{
@@ -16,6 +17,13 @@ use tokio::{
 use crate::{
     cli::Cli,
     command::{self, CommandError},
+    export::{
+        OutputFileError, create_output,
+        hdrlog::{HdrLog, HdrLogError},
+        http::{self, ListenError},
+        plot::{self, PlotError},
+        prometheus::Exporter,
+    },
     filter::{Filter, FilterError},
     metrics::MetricSet,
     probe::{ProbeError, ProbeOptions, Probes},
@@ -37,7 +45,18 @@ pub enum RunError {
     Signals(io::Error),
     #[error("cannot write the report: {0}")]
     Output(io::Error),
+    #[error(transparent)]
+    OutputFile(#[from] OutputFileError),
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error(transparent)]
+    HdrLog(#[from] HdrLogError),
+    #[error(transparent)]
+    Plot(#[from] PlotError),
 }
+
+/// How often the totals served to Prometheus are brought up to date.
+pub const PROMETHEUS_REFRESH: Duration = Duration::from_secs(1);
 
 /// Where reports go; a closed pipe ends the session quietly.
 struct Output {
@@ -81,6 +100,11 @@ pub async fn trace(cli: &Cli) -> Result<u8, RunError> {
         cli.cgroup.as_deref(),
         !cli.run.is_empty(),
     )?;
+    // Outputs that can fail are opened before anything is attached.
+    let hdr_file = cli.hdr_log.as_deref().map(create_output).transpose()?;
+    let plot_file = cli.plot.as_deref().map(create_output).transpose()?;
+    let listener = cli.prometheus.map(http::bind).transpose()?;
+
     let loading = std::time::Instant::now();
     let mut probes = Probes::attach(ProbeOptions {
         metrics: cli.metrics,
@@ -113,6 +137,20 @@ pub async fn trace(cli: &Cli) -> Result<u8, RunError> {
 
     // The report starts here, before a command runs its first instruction.
     let mut previous = probes.snapshot()?;
+    let first = previous.clone();
+    let mut hdr_log = hdr_file
+        .map(|file| HdrLog::start(file, first.taken_ns, SystemTime::now()))
+        .transpose()?;
+    let exporter = listener.map(|listener| {
+        let exporter = Arc::new(Exporter::new(cli.labels.clone()));
+        exporter.publish(first.since(&first));
+        if let (false, Ok(addr)) = (cli.json, listener.local_addr()) {
+            eprintln!("tracer: serving Prometheus metrics at http://{addr}/metrics");
+        }
+        (exporter.clone(), tokio::spawn(http::serve(listener, exporter)))
+    });
+    let mut refresh = tokio::time::interval_at(Instant::now() + PROMETHEUS_REFRESH, PROMETHEUS_REFRESH);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     // `-- COMMAND`: started held, traced from before its first instruction.
     let mut command = None;
@@ -179,12 +217,21 @@ pub async fn trace(cli: &Cli) -> Result<u8, RunError> {
             }
             _ = sigint.recv() => { forwarded = Some(libc::SIGINT); break }
             _ = sigterm.recv() => { forwarded = Some(libc::SIGTERM); break }
+            _ = refresh.tick(), if exporter.is_some() => {
+                if let Some((exporter, _)) = &exporter {
+                    exporter.publish(probes.snapshot()?.since(&first));
+                }
+                continue;
+            }
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
         if let (Some(tick), Some(interval)) = (next_tick.as_mut(), cli.interval) {
             let now = probes.snapshot()?;
+            if let Some(log) = hdr_log.as_mut() {
+                log.write_interval(&previous, &now)?;
+            }
             if !out.emit(&Report::between(&previous, &now, meta.clone()))? {
                 return Ok(exit_code);
             }
@@ -194,9 +241,18 @@ pub async fn trace(cli: &Cli) -> Result<u8, RunError> {
     }
     let last = probes.snapshot()?;
     drop(probes); // Detach before printing.
+    if let Some((_, server)) = exporter {
+        server.abort();
+    }
     let report = Report::between(&previous, &last, meta);
     if cli.interval.is_none() || report.duration_ns >= Duration::from_millis(1).as_nanos() as u64 {
+        if let Some(log) = hdr_log.as_mut() {
+            log.write_interval(&previous, &last)?;
+        }
         out.emit(&report)?;
+    }
+    if let Some(file) = plot_file {
+        plot::write(file, &plot::charts(&last.since(&first)))?;
     }
     // Tracing ended first (signal, --duration): the command goes on untraced
     // unless told to stop; pass a signal on and report its exit.

@@ -109,8 +109,19 @@ pub fn soak(tracer: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
         problems.push(format!("map memory changed from {} to {} bytes", first.2, last.2));
     }
     // The load's own ping-pongs are a lower bound: the churn adds more.
-    if (thread as f64) < 0.99 * truth_thread as f64 || (process as f64) < 0.99 * truth_process as f64 {
-        problems.push("switches of the load are missing from the reports".into());
+    // Nothing may be lost (thread + process). Per class, other tasks on the
+    // load's CPU turn some of the thread ping-pong's switches into process
+    // switches (thread A -> other process -> thread B): 5 % of slack there.
+    let (traced, truth) = (thread + process, truth_thread + truth_process);
+    if (traced as f64) < 0.99 * truth as f64 {
+        problems.push(format!(
+            "switches of the load are missing from the reports: {traced} traced, {truth} by the kernel"
+        ));
+    }
+    if (thread as f64) < 0.95 * truth_thread as f64 {
+        problems.push(format!(
+            "thread switches of the load are missing or misclassified: {thread} traced, {truth_thread} by the kernel"
+        ));
     }
     if !problems.is_empty() {
         bail!("soak failed: {}", problems.join("; "));

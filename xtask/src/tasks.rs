@@ -57,11 +57,58 @@ pub fn test(env: &Env, args: &[String]) -> anyhow::Result<()> {
         "--test-threads=1",
     ])
     .args(args);
-    if !is_root() {
-        eprintln!("xtask: live-kernel tests need root; running them through sudo");
+    if is_root() {
+        install_test_tools()?;
+    } else {
+        eprintln!("xtask: live-kernel tests need root; running them through sudo (they install what they miss)");
         live.env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER", "sudo -E");
     }
     run_cmd(&mut live)
+}
+
+/// What the export tests run against, from Debian's packages: a Prometheus
+/// server and promtool, HdrHistogram's Java library and a Java runtime.
+const TEST_TOOLS: [(&str, &str); 4] = [
+    ("/usr/bin/prometheus", "prometheus"),
+    ("/usr/bin/promtool", "prometheus"),
+    ("/usr/share/java/hdrhistogram.jar", "libhdrhistogram-java"),
+    ("/usr/bin/java", "default-jre-headless"),
+];
+
+/// Installs the missing test tools (as root). Prometheus is run by the tests
+/// themselves, on loopback, and killed at their end: where systemd would
+/// start the package's service, it is stopped and disabled again.
+fn install_test_tools() -> anyhow::Result<()> {
+    let mut missing: Vec<&str> = TEST_TOOLS
+        .iter()
+        .filter(|(path, _)| !std::path::Path::new(path).exists())
+        .map(|(_, package)| *package)
+        .collect();
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {} for the export tests", missing.join(", "));
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !install() {
+        run_cmd(Command::new("apt-get").args(["update", "-q"]))?;
+        if !install() {
+            anyhow::bail!("apt-get install {} failed", missing.join(" "));
+        }
+    }
+    if missing.contains(&"prometheus") && std::path::Path::new("/run/systemd/system").exists() {
+        let _ = Command::new("systemctl")
+            .args(["disable", "--now", "prometheus.service"])
+            .status();
+    }
+    Ok(())
 }
 
 pub fn lint(env: &Env) -> anyhow::Result<()> {

@@ -11,6 +11,7 @@ use crate::{
     metrics::{Metric, MetricSet},
     probe::{ProbeError, ProbeOptions, Probes},
     report::Latency,
+    snapshot::ClassHistogram,
     workload::{self, Outcome, PingPong, Spec, Via},
 };
 
@@ -76,6 +77,8 @@ pub struct Run {
     pub on_cpu: [u64; 4],
     /// Switch cost of the expected class on the workload's CPU.
     pub cost: Option<Latency>,
+    /// The same, as the histogram it was read from.
+    pub cost_histogram: Option<ClassHistogram>,
 }
 
 /// One workload over all runs.
@@ -111,6 +114,19 @@ impl Workload {
             .map(|r| r.cost.as_ref().and_then(|c| c.stats.as_ref()).map(pick))
             .collect();
         Spread::of(values?)
+    }
+
+    /// The switch cost of all runs together; `None` if not measured.
+    pub fn cost_histogram(&self) -> Option<ClassHistogram> {
+        let mut all = ClassHistogram::default();
+        for run in &self.runs {
+            let h = run.cost_histogram.as_ref()?;
+            for (total, n) in all.buckets.iter_mut().zip(&h.buckets) {
+                *total += n;
+            }
+            all.sum_ns += h.sum_ns;
+        }
+        Some(all)
     }
 
     /// Lowest share, over runs, of the kernel-counted switches that the tracer
@@ -249,15 +265,21 @@ pub fn run(options: Options, mut progress: impl FnMut(&str)) -> Result<Bench, Be
             let after = probes.snapshot_cpus(Some(&cpus))?;
             let delta = after.since(&before);
             let on_cpu = tracer_common::Class::ALL.map(|c| delta.cpu_switches(options.cpu, c));
-            let cost = delta
+            let cost_histogram = delta
                 .latency(Metric::SwitchCost)
-                .map(|h| Latency::from_histogram(&h[expected_class(kind).index()]));
+                .map(|h| h[expected_class(kind).index()].clone());
+            let cost = cost_histogram.as_ref().map(Latency::from_histogram);
             let target = if kind == PingPong::Threads {
                 &mut thread
             } else {
                 &mut process
             };
-            target.runs.push(Run { outcome, on_cpu, cost });
+            target.runs.push(Run {
+                outcome,
+                on_cpu,
+                cost,
+                cost_histogram,
+            });
         }
     }
     Ok(Bench {

@@ -205,6 +205,7 @@ mod tests {
             },
             on_cpu,
             cost: Some(Latency::from_histogram(&h)),
+            cost_histogram: Some(h),
         }
     }
 

@@ -5,11 +5,10 @@ pub mod json;
 pub mod log2;
 pub mod table;
 
-use hdrhistogram::Histogram as Hdr;
 use tracer_common::{
     Class,
     class::{PREEMPTED, VOLUNTARY},
-    hist::{MAX_VALUE, bucket_value},
+    hist::bucket_value,
 };
 
 use crate::{
@@ -163,13 +162,7 @@ impl Latency {
                 log2,
             };
         }
-        let mut hdr = Hdr::<u64>::new_with_bounds(1, MAX_VALUE, 3).expect("static bounds are valid");
-        for (i, &n) in h.buckets.iter().enumerate() {
-            if n > 0 {
-                // Values are below MAX_VALUE by construction, so this cannot fail.
-                hdr.record_n(bucket_value(i).max(1), n).expect("value within bounds");
-            }
-        }
+        let hdr = h.to_hdr();
         let lowest = h.buckets.iter().position(|&n| n > 0).unwrap_or(0);
         let highest = h.buckets.iter().rposition(|&n| n > 0).unwrap_or(0);
         let q = |q: f64| hdr.value_at_quantile(q);

@@ -21,6 +21,7 @@ use tracer_common::Class;
 
 mod classes;
 mod cli;
+mod exports;
 mod filters;
 mod reliability;
 
