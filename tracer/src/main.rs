@@ -182,6 +182,7 @@ fn ping_pong(args: &PingPongArgs) -> anyhow::Result<()> {
         "elapsed_ns": outcome.elapsed.as_nanos() as u64,
         "switches": outcome.switches(),
         "process_switches": workload::process_switches(),
+        "tids": outcome.tids,
     });
     print_quietly(&format!("{line}\n"))
 }

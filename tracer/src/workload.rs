@@ -85,6 +85,9 @@ pub struct Outcome {
     pub wait_ns: u64,
     /// Loop time of both tasks, summed (each from its own start to end).
     pub loop_ns: u64,
+    /// Thread ids of the two sides (the side that starts each round trip
+    /// first; with `Processes` the other is the child's pid).
+    pub tids: [u32; 2],
 }
 
 impl Outcome {
@@ -110,6 +113,7 @@ struct SideResult {
     on_cpu: u64,
     run_ns: u64,
     wait_ns: u64,
+    tid: u64,
 }
 
 /// Anonymous memory shared with a forked child, unmapped on drop.
@@ -365,6 +369,8 @@ fn side(spec: &Spec, end: End<'_>, ws: Option<&Shared>, first: bool, who: libc::
         on_cpu,
         run_ns: sched_after.0.saturating_sub(sched_before.0),
         wait_ns: sched_after.1.saturating_sub(sched_before.1),
+        // SAFETY: gettid has no preconditions and is async-signal-safe.
+        tid: unsafe { libc::syscall(libc::SYS_gettid) } as u64,
     })
 }
 
@@ -463,6 +469,7 @@ pub fn run(spec: &Spec) -> io::Result<Outcome> {
         run_ns: a.run_ns + b.run_ns,
         wait_ns: a.wait_ns + b.wait_ns,
         loop_ns: a.elapsed_ns + b.elapsed_ns,
+        tids: [a.tid as u32, b.tid as u32],
     })
 }
 

@@ -66,6 +66,8 @@ const MATRIX: &[Kernel] = &[
 /// Round trips of each ping-pong in the guest: under emulation a switch
 /// takes 10-100 us, so this keeps a kernel's run under a minute.
 const GUEST_ROUND_TRIPS: u64 = 5_000;
+/// Round trips of each process ping-pong of the `--cgroup` check.
+const CGROUP_ROUND_TRIPS: u64 = 2_000;
 /// A guest that has not powered off by then is killed and fails.
 const GUEST_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -78,14 +80,44 @@ struct Outcome {
     without_btf: Option<Value>,
     /// The first line tracer printed when tracing without BTF.
     no_btf_message: Option<String>,
+    /// `--cgroup`: the process switches in its interval reports, and the
+    /// kernel's counts of the ping-pong inside the cgroup and of the one
+    /// outside.
+    cgroup: (Option<u64>, Option<Value>, Option<Value>),
     /// Why the guest run itself failed (no output, timeout).
     error: Option<String>,
 }
 
 impl Outcome {
+    /// `--cgroup` kept the ping-pong inside and left the one outside out:
+    /// the reports' process switches are >= 99 % of the inner one's and at
+    /// most 1 % + 200 more (less than the outer one's would add). The
+    /// problem, if any.
+    fn cgroup_problem(&self) -> Option<String> {
+        let (Some(seen), Some(inside), Some(outside)) = &self.cgroup else {
+            return Some("no result".into());
+        };
+        let seen = *seen;
+        let inside = inside["switches"].as_u64().unwrap_or(0);
+        let outside = outside["switches"].as_u64().unwrap_or(0);
+        let (lo, hi) = (0.99 * inside as f64, 1.01 * inside as f64 + 200.0);
+        if inside == 0 || outside == 0 {
+            Some(format!(
+                "a ping-pong did not run (inside {inside}, outside {outside} switches)"
+            ))
+        } else if (seen as f64) < lo || (seen as f64) > hi {
+            Some(format!(
+                "--cgroup counted {seen} process switches; the ping-pong inside made {inside}, the one outside {outside}"
+            ))
+        } else {
+            None
+        }
+    }
+
     fn pass(&self) -> bool {
         let passed = |v: &Option<Value>| v.as_ref().is_some_and(|v| v["pass"] == Value::Bool(true));
         self.error.is_none()
+            && self.cgroup_problem().is_none()
             && passed(&self.with_btf)
             && passed(&self.without_btf)
             && self
@@ -126,7 +158,7 @@ pub fn test_kernels(tracer: &Path, target: &Path, only: &[String]) -> anyhow::Re
         );
         outcomes.push(outcome);
     }
-    let md = table(&outcomes);
+    let md = table(&outcomes) + "\n" + &cgroup_lines(&outcomes);
     print!("{md}");
     fs::write(target.join("kernel-matrix.md"), &md)?;
     let json: Vec<Value> = outcomes
@@ -140,6 +172,12 @@ pub fn test_kernels(tracer: &Path, target: &Path, only: &[String]) -> anyhow::Re
                 "with_btf": o.with_btf,
                 "without_btf": o.without_btf,
                 "no_btf_message": o.no_btf_message,
+                "cgroup": {
+                    "process_switches": o.cgroup.0,
+                    "inside": o.cgroup.1,
+                    "outside": o.cgroup.2,
+                    "problem": o.cgroup_problem(),
+                },
             })
         })
         .collect();
@@ -391,6 +429,25 @@ echo "@@release $(uname -r)"
 /tracer check --json --round-trips ROUND_TRIPS >/tmp/out 2>/tmp/err
 echo "@@with-btf $(cat /tmp/out)"
 echo "@@with-btf-stderr $(head -c 2000 /tmp/err | tr '\n' ' ')"
+# --cgroup: a process ping-pong in a child of the cgroup named is kept, the
+# same ping-pong outside it is left out (cgroup v2 ancestors: the layout
+# changed in 5.18).
+mkdir -p /sys/fs/cgroup
+mount -t cgroup2 none /sys/fs/cgroup
+mkdir -p /sys/fs/cgroup/traced/sub
+# One JSON line per second: the first one says tracing has started.
+/tracer --cgroup /sys/fs/cgroup/traced --json -i 1s >/tmp/cg 2>/tmp/cg-err &
+tracer_pid=$!
+i=0
+while [ ! -s /tmp/cg ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+sh -c 'echo $$ > /sys/fs/cgroup/traced/sub/cgroup.procs; exec /tracer ping-pong --kind processes --round-trips CGROUP_ROUND_TRIPS --cpu 1' >/tmp/in
+/tracer ping-pong --kind processes --round-trips CGROUP_ROUND_TRIPS --cpu 1 >/tmp/out
+kill -INT $tracer_pid
+wait $tracer_pid
+while read -r line; do echo "@@cgroup-report $line"; done </tmp/cg
+echo "@@cgroup-stderr $(head -c 2000 /tmp/cg-err | tr '\n' ' ')"
+echo "@@cgroup-in $(cat /tmp/in)"
+echo "@@cgroup-out $(cat /tmp/out)"
 # No BTF: hide it, as on a kernel built without CONFIG_DEBUG_INFO_BTF.
 mount -t tmpfs none /sys/kernel/btf
 /tracer -d 1s --json >/tmp/out 2>/tmp/err
@@ -410,7 +467,9 @@ fn build_initramfs(tracer: &Path, busybox: &Path, out: &Path) -> anyhow::Result<
     }
     cpio.file(
         "init",
-        INIT.replace("ROUND_TRIPS", &GUEST_ROUND_TRIPS.to_string()).as_bytes(),
+        INIT.replace("CGROUP_ROUND_TRIPS", &CGROUP_ROUND_TRIPS.to_string())
+            .replace("ROUND_TRIPS", &GUEST_ROUND_TRIPS.to_string())
+            .as_bytes(),
         0o755,
     );
     cpio.file("bin/busybox", &fs::read(busybox)?, 0o755);
@@ -524,6 +583,7 @@ fn boot(label: &'static str, vmlinuz: &Path, initrd: &Path, dir: &Path) -> Outco
         with_btf: None,
         without_btf: None,
         no_btf_message: None,
+        cgroup: (None, None, None),
         error: None,
     };
     let log_path = dir.join(format!("console-{label}.log"));
@@ -546,6 +606,14 @@ fn boot(label: &'static str, vmlinuz: &Path, initrd: &Path, dir: &Path) -> Outco
             "with-btf" => outcome.with_btf = serde_json::from_str(rest).ok(),
             "without-btf" => outcome.without_btf = serde_json::from_str(rest).ok(),
             "no-btf-message" => outcome.no_btf_message = Some(rest.to_owned()),
+            "cgroup-report" => {
+                let report: Option<Value> = serde_json::from_str(rest).ok();
+                if let Some(n) = report.and_then(|r| r["classes"]["process"]["switches"].as_u64()) {
+                    *outcome.cgroup.0.get_or_insert(0) += n;
+                }
+            }
+            "cgroup-in" => outcome.cgroup.1 = serde_json::from_str(rest).ok(),
+            "cgroup-out" => outcome.cgroup.2 = serde_json::from_str(rest).ok(),
             "done" => done = true,
             _ => {}
         }
@@ -635,7 +703,7 @@ fn table(outcomes: &[Outcome]) -> String {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "| kernel | release | BTF | probe | measures | cannot measure | result |"
+        "| kernel | release | BTF (task_struct.tgid at byte) | probe | measures | cannot measure | result |"
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|");
     let short = |m: &str| m.trim_end_matches("_ns").trim_end_matches("_latency").to_owned();
@@ -705,6 +773,24 @@ fn table(outcomes: &[Outcome]) -> String {
     md
 }
 
+/// The `--cgroup` line under the table.
+fn cgroup_lines(outcomes: &[Outcome]) -> String {
+    let mut md = String::new();
+    for o in outcomes.iter().filter(|o| o.error.is_none()) {
+        let inside = o.cgroup.1.as_ref().and_then(|v| v["switches"].as_u64()).unwrap_or(0);
+        let outside = o.cgroup.2.as_ref().and_then(|v| v["switches"].as_u64()).unwrap_or(0);
+        let seen = o.cgroup.0.unwrap_or(0);
+        let _ = writeln!(
+            md,
+            "- {}: `--cgroup` counted {seen} process switches for a ping-pong of {inside} inside (one outside made {outside}): {}",
+            o.label,
+            o.cgroup_problem()
+                .map_or_else(|| "pass".to_owned(), |p| format!("FAIL: {p}"))
+        );
+    }
+    md
+}
+
 /// The failed comparisons of one probe's check, one line each.
 fn failures(probe: &Value) -> Vec<String> {
     let mut out = Vec::new();
@@ -729,6 +815,9 @@ fn explain_failure(o: &Outcome) {
     eprintln!("xtask: kernel {} ({}) failed:", o.label, o.release);
     if let Some(e) = &o.error {
         eprintln!("  {e}");
+    }
+    if let Some(p) = o.cgroup_problem() {
+        eprintln!("  --cgroup: {p}");
     }
     for check in [&o.with_btf, &o.without_btf].into_iter().flatten() {
         for p in check["probes"].as_array().into_iter().flatten() {

@@ -161,11 +161,18 @@ fn prometheus_scrapes_the_live_tracer() {
     let target = format!("127.0.0.1:{port}");
     let prom = Prometheus::start(&target);
     let start = std::time::SystemTime::now();
-    // The workload, then a pause during which Prometheus scrapes its totals.
+    // The workload; then the command says it is done and waits until the
+    // test has seen Prometheus scrape the final totals (no fixed pause: a
+    // busy machine delays Prometheus's first scrapes by seconds).
+    let flags = TempDir::new("prometheus-flags");
+    let (done, release) = (flags.0.join("done"), flags.0.join("release"));
     let script = format!(
-        "{} ping-pong --kind threads --round-trips {ROUND_TRIPS} --cpu {} && sleep 6",
+        "{} ping-pong --kind threads --round-trips {ROUND_TRIPS} --cpu {} && touch {} && \
+         i=0; while [ ! -e {} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done",
         env!("CARGO_BIN_EXE_tracer"),
-        workload_cpu()
+        workload_cpu(),
+        done.display(),
+        release.display()
     );
     let mut tracer = Reaper(
         tracer_cmd()
@@ -213,6 +220,42 @@ fn prometheus_scrapes_the_live_tracer() {
         );
     }
 
+    // Scrapes that surely hold the final totals: at least three of every
+    // series in all, the last more than 2.5 s after the workload ended (the
+    // served totals are refreshed every second).
+    let started = std::time::Instant::now();
+    while !done.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the workload did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let done_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "Prometheus did not scrape the tracer after the workload"
+        );
+        let samples = prom.api(
+            "query",
+            &[("query", "min(count_over_time(tracer_switches_total[10m]))")],
+        );
+        let last = prom.api("query", &[("query", "min(timestamp(tracer_switches_total))")]);
+        let value = |r: &[Value]| {
+            r.first()
+                .and_then(|v| v["value"][1].as_str())
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        if value(&samples).is_some_and(|n| n >= 3.0) && value(&last).is_some_and(|t| t > done_at + 2.5) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    std::fs::write(&release, "").unwrap();
     let (status, stdout) = tracer.finish();
     assert!(status.success(), "{status:?}");
     let (helpers, report) = split_output(&stdout);
@@ -265,11 +308,7 @@ fn prometheus_scrapes_the_live_tracer() {
             .iter()
             .map(|v| v[1].as_str().unwrap().parse().unwrap())
             .collect();
-        // The workload's series is scraped throughout; a series of a class
-        // the machine was quiet in may appear only with its first switch
-        // (seen: idle/preempted two scrapes before the end).
-        let least = if r["metric"]["class"] == "thread" { 3 } else { 2 };
-        assert!(values.len() >= least, "{} samples of {}", values.len(), r["metric"]);
+        assert!(values.len() >= 3, "{} samples of {}", values.len(), r["metric"]);
         assert!(
             values.windows(2).all(|w| w[0] <= w[1]),
             "{} went down: {values:?}",

@@ -272,3 +272,72 @@ fn self_stats_report_the_programs() {
     assert!(switch["mean_ns"].as_u64().unwrap() > 0);
     assert!(own["user_cpu_ns"].as_u64().unwrap() > 0 && own["rss_bytes"].as_u64().unwrap() > 1 << 20);
 }
+
+/// A reused thread id is never classified by the task it once was. A thread
+/// ping-pong in another process leaves tids X and X+1 behind; the next pid
+/// is then set to X (`/proc/sys/kernel/ns_last_pid`, root only) and a
+/// process ping-pong here forks its child (pid X) and starts its thread
+/// (likely X+1). Classified by the old owners, those switches would be
+/// thread switches (both tids were one process); they must be process
+/// switches, with both probes. Retried when another fork takes the ids.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn reused_thread_ids_are_classified_by_their_new_task() {
+    for probe in [ProbeKind::TpBtf, ProbeKind::Tracepoint] {
+        let probes = attach_with(probe);
+        let cpu = workload_cpu();
+        let mut reused = None;
+        for attempt in 1..=20 {
+            // The old owner: a process whose two threads switch with each
+            // other (so the tracer knows them), then exit.
+            let old = Command::new(env!("CARGO_BIN_EXE_tracer"))
+                .args(["ping-pong", "--kind", "threads", "--round-trips", "1000"])
+                .args(["--cpu", &cpu.to_string()])
+                .output()
+                .unwrap();
+            assert!(old.status.success());
+            let old: Value = serde_json::from_slice(&old.stdout).unwrap();
+            let old_tids: Vec<u32> = old["tids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_u64().unwrap() as u32)
+                .collect();
+            let first = *old_tids.iter().min().unwrap();
+            std::fs::write("/proc/sys/kernel/ns_last_pid", (first - 1).to_string()).unwrap();
+            let before = probes.snapshot_cpus(Some(&[cpu])).unwrap();
+            let outcome = workload::run(&Spec::new(PingPong::Processes, cpu, 20_000)).unwrap();
+            let delta = probes.snapshot_cpus(Some(&[cpu])).unwrap().since(&before);
+            let new_ids = outcome.tids;
+            let reused_now: Vec<u32> = new_ids.iter().copied().filter(|t| old_tids.contains(t)).collect();
+            eprintln!(
+                "{} attempt {attempt}: old threads {old_tids:?}, new thread and child {new_ids:?}",
+                probe.name()
+            );
+            if reused_now.len() == 2 {
+                reused = Some((outcome, delta));
+                break;
+            }
+        }
+        let (outcome, delta) = reused.expect("no attempt got both thread ids reused (other forks took them)");
+        let truth = outcome.switches();
+        let (process, thread) = (
+            delta.cpu_switches(cpu, Class::Process),
+            delta.cpu_switches(cpu, Class::Thread),
+        );
+        eprintln!(
+            "{}: kernel {truth} switches; tracer process {process}, thread {thread}",
+            probe.name()
+        );
+        assert!(
+            process as f64 >= 0.99 * truth as f64,
+            "{}: {process} process switches of {truth}",
+            probe.name()
+        );
+        assert!(
+            (thread as f64) < 0.01 * truth as f64,
+            "{}: {thread} of {truth} switches classified by the tids' old process",
+            probe.name()
+        );
+    }
+}
