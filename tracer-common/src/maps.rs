@@ -272,6 +272,7 @@ pub const PROG_TP_SCHED_SWITCH: &str = "tp_sched_switch";
 pub const PROG_RAW_SCHED_EXIT: &str = "raw_sched_exit";
 pub const PROG_TP_TASK_NEWTASK: &str = "tp_task_newtask";
 pub const PROG_TP_PROCESS_FREE: &str = "tp_process_free";
+pub const PROG_TP_PROCESS_EXEC: &str = "tp_process_exec";
 
 #[cfg(feature = "user")]
 mod pod {

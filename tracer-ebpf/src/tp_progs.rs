@@ -5,7 +5,7 @@
 //! task is prev. Field offsets come from each event's tracefs `format`.
 
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid,
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
@@ -17,7 +17,7 @@ use tracer_common::{
 
 use crate::{
     account::{cpu_state, on_switch, on_switch_end},
-    state::{FOLLOW_CHILDREN, TASKS, TGIDS, TP_LAYOUT, global},
+    state::{COMMS, FOLLOW_CHILDREN, PROCS, TASKS, TGIDS, TP_LAYOUT, global},
     task::TpTask,
 };
 
@@ -168,6 +168,20 @@ pub fn tp_process_free(ctx: TracePointContext) -> u32 {
         if leader {
             let _ = TGIDS.remove(&pid);
         }
+    }
+    0
+}
+
+// sched/sched_process_exec, in the task that exec'd, whose name is already
+// the new one. Per-process reports use it for processes already counted;
+// the others get their name when first seen.
+#[tracepoint(category = "sched", name = "sched_process_exec")]
+pub fn tp_process_exec(_ctx: TracePointContext) -> u32 {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if PROCS.get_ptr(&tgid).is_some()
+        && let Ok(comm) = bpf_get_current_comm()
+    {
+        let _ = COMMS.insert(&tgid, &comm, 0);
     }
     0
 }

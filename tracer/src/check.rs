@@ -231,7 +231,7 @@ pub fn attach(kind: ProbeKind) -> Result<Probes, ProbeError> {
 /// * voluntary: within 1 % (+ 200 above) of the kernel's `nvcsw`; preempted
 ///   not more than its `nivcsw` + 200;
 /// * each latency: a sample for at least 97 % (switch cost 99 %) of the
-///   class's switches and never more; switch cost p50 between 30 ns and
+///   class's switches and not more (but for [`SNAPSHOT_SKEW`]); switch cost p50 between 30 ns and
 ///   1 ms; totals within 3 % of the kernel's: on-CPU = schedstat run time,
 ///   off-CPU = loop time minus that, run-queue = schedstat run_delay. Where
 ///   run-queue latency comes from the wakeup program (kernels before 6.16)
@@ -315,8 +315,11 @@ pub fn compare(
             format!("{} samples", metric.key()),
             Some(n),
             Some(switches),
-            format!(">= {:.0} % of the class's switches, never more", min_share * 100.0),
-            n as f64 >= min_share * switches as f64 && n <= switches,
+            format!(
+                ">= {:.0} % of the class's switches, at most {SNAPSHOT_SKEW} more",
+                min_share * 100.0
+            ),
+            n as f64 >= min_share * switches as f64 && n <= switches + SNAPSHOT_SKEW,
         );
         let (total, kernel, slack_per_switch) = match metric {
             Metric::SwitchCost => {
@@ -364,6 +367,11 @@ pub fn compare(
         items,
     }
 }
+
+/// Counters and histograms are read one map after the other while the
+/// machine runs on: a few switches (seen: 2, of the check's own threads once
+/// it is off the workload's CPU again) fall between the two reads.
+const SNAPSHOT_SKEW: u64 = 20;
 
 /// `seen` is within `-share .. +share + 200 + extra` of `truth`.
 fn within(seen: u64, truth: u64, share: f64, extra: u64) -> bool {

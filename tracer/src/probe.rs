@@ -18,8 +18,9 @@ use tracer_common::{
         GLOBAL_PER_PROCESS, GLOBAL_PID_OFFSET, GLOBAL_PREV_STATE_OFFSET, GLOBAL_SCHED_INFO, GLOBAL_TGID_OFFSET,
         GLOBAL_TP_LAYOUT, HISTS_MAP, PREV_STATE_FROM_ARGUMENT, PROCS_MAP, PROG_RAW_SCHED_EXIT, PROG_SCHED_EXIT,
         PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_FORK, PROG_SCHED_PROCESS_FREE, PROG_SCHED_SWITCH,
-        PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, PROG_TP_PROCESS_FREE, PROG_TP_SCHED_SWITCH, PROG_TP_TASK_NEWTASK,
-        ProcCounts, SchedInfo, TASK_KTHREAD_BIT, TASK_TIMES_MAP, TASKS_MAP, TGIDS_MAP, TIDS_MAP, TracepointLayout,
+        PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, PROG_TP_PROCESS_EXEC, PROG_TP_PROCESS_FREE, PROG_TP_SCHED_SWITCH,
+        PROG_TP_TASK_NEWTASK, ProcCounts, SchedInfo, TASK_KTHREAD_BIT, TASK_TIMES_MAP, TASKS_MAP, TGIDS_MAP, TIDS_MAP,
+        TracepointLayout,
     },
 };
 
@@ -375,6 +376,9 @@ impl Probes {
                 // Know every thread before the first switch is seen: new ones
                 // from task_newtask (attached first), existing ones from /proc.
                 attach_tracepoint(&mut ebpf, PROG_TP_PROCESS_FREE, "sched", "sched_process_free")?;
+                if opts.per_process {
+                    attach_tracepoint(&mut ebpf, PROG_TP_PROCESS_EXEC, "sched", "sched_process_exec")?;
+                }
                 attach_tracepoint(&mut ebpf, PROG_TP_TASK_NEWTASK, "task", "task_newtask")?;
                 let mut map: HashMap<MapData, u32, u32> = take_map(&mut ebpf, TASKS_MAP)?;
                 for t in &tasks {

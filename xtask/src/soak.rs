@@ -1,7 +1,9 @@
-//! `cargo xtask soak`: tracer under a long, high-rate load with task churn.
-//! Samples tracer's RSS and the memory of its maps (memlock in the fdinfo of
-//! its BPF map descriptors) while it runs, then checks that both stayed flat
-//! and that the pinned ping-pongs were counted like the kernel counted them.
+//! `cargo xtask soak`: tracer under a long, high-rate load with task churn,
+//! on every CPU. Samples tracer's RSS, CPU time and the memory of its maps
+//! (memlock in the fdinfo of its BPF map descriptors) while it runs, then
+//! checks that memory stayed flat, that the tracer process itself stayed
+//! cheap (under 1 % of a core, RSS under 64 MiB), and that the pinned
+//! ping-pongs were counted like the kernel counted them.
 
 use std::{
     fs,
@@ -21,6 +23,27 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
+/// CPU time a process has used (user + system), in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesized name: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
+fn ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as u64 } else { 100 }
+}
+
+/// The tracer process's own cost must stay under these (issue: "at 500 k
+/// switches/s under 1 % of a core, RSS under 64 MiB").
+const MAX_CPU_SHARE: f64 = 0.01;
+const MAX_RSS_KIB: u64 = 64 * 1024;
+
 /// Sum of `memlock` over the BPF map descriptors a process holds, in bytes.
 fn map_memlock(pid: u32) -> u64 {
     let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
@@ -38,18 +61,18 @@ fn map_memlock(pid: u32) -> u64 {
 }
 
 pub fn soak(tracer: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
-    let cpu = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
-    eprintln!("xtask: soak for {seconds} s: ping-pongs and churn pinned to CPU {cpu}, all metrics, per process");
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    eprintln!(
+        "xtask: soak for {seconds} s: ping-pongs and churn pinned to each of CPUs 0-{}, all metrics, per process",
+        cpus - 1
+    );
+    // One load per CPU, all in the traced command's tree.
+    let load: Vec<String> = (0..cpus)
+        .map(|cpu| format!("{} soak-load --seconds {seconds} --cpu {cpu} &", tracer.display()))
+        .collect();
     let mut child = Command::new(tracer)
-        .args(["--json", "-i", "5s", "--per-process", "--top", "5", "--"])
-        .arg(tracer)
-        .args([
-            "soak-load",
-            "--seconds",
-            &seconds.to_string(),
-            "--cpu",
-            &cpu.to_string(),
-        ])
+        .args(["--json", "-i", "5s", "--per-process", "--top", "5", "--", "sh", "-c"])
+        .arg(format!("{} wait", load.join(" ")))
         .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot start {}", tracer.display()))?;
@@ -58,20 +81,21 @@ pub fn soak(tracer: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
     let sampler = std::thread::spawn(move || {
         let mut samples = Vec::new();
         let start = Instant::now();
-        while let Some(rss) = rss_kib(pid) {
-            samples.push((start.elapsed(), rss, map_memlock(pid)));
+        while let (Some(rss), Some(ticks)) = (rss_kib(pid), cpu_ticks(pid)) {
+            samples.push((start.elapsed(), rss, map_memlock(pid), ticks));
             std::thread::sleep(Duration::from_secs(2));
         }
         samples
     });
-    let (mut thread, mut process, mut load) = (0u64, 0u64, None);
+    let (mut thread, mut process, mut all, mut loads) = (0u64, 0u64, 0u64, Vec::new());
     for line in BufReader::new(stdout).lines() {
         let line = line?;
         if line.contains("\"classes\"") {
             thread += json_u64(&line, "\"thread\":{\"switches\":").unwrap_or(0);
             process += json_u64(&line, "\"process\":{\"switches\":").unwrap_or(0);
+            all += json_u64(&line, "\"switches\":").unwrap_or(0);
         } else if line.contains("\"rounds\"") {
-            load = Some(line);
+            loads.push(line);
         }
     }
     let status = child.wait()?;
@@ -79,9 +103,17 @@ pub fn soak(tracer: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
     if !status.success() {
         bail!("tracer failed: {status}");
     }
-    let load = load.context("the load printed no summary")?;
-    let truth_thread = json_u64(&load, "\"thread_switches\":").context("thread_switches")?;
-    let truth_process = json_u64(&load, "\"process_switches\":").context("process_switches")?;
+    if loads.len() != cpus {
+        bail!("{} of the {cpus} loads printed a summary", loads.len());
+    }
+    let sum = |key: &str| -> anyhow::Result<u64> {
+        loads
+            .iter()
+            .map(|l| json_u64(l, key).with_context(|| key.to_owned()))
+            .sum()
+    };
+    let truth_thread = sum("\"thread_switches\":")?;
+    let truth_process = sum("\"process_switches\":")?;
 
     // Memory: after a warm-up third, RSS and map memory must not grow.
     let warm = samples.len() / 3;
@@ -89,6 +121,17 @@ pub fn soak(tracer: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
         bail!("too few samples ({}) for a soak of {seconds} s", samples.len());
     };
     let max_rss = samples[warm..].iter().map(|s| s.1).max().unwrap_or(0);
+    // The tracer's own CPU time after the warm-up, as a share of one core,
+    // at the switch rate of the whole run (every switch on the machine is
+    // in the interval reports' totals).
+    let span = last.0.saturating_sub(first.0).as_secs_f64();
+    let cpu_share = (last.3 - first.3) as f64 / ticks_per_second() as f64 / span.max(1e-9);
+    let rate = all as f64 / seconds as f64;
+    eprintln!(
+        "xtask: {rate:.0} switches/s on the machine; tracer used {:.2} % of a core after warm-up ({} ticks in {span:.0} s)",
+        cpu_share * 100.0,
+        last.3 - first.3
+    );
     eprintln!(
         "xtask: {} samples; RSS {} KiB after warm-up, {} KiB at the end, {} KiB at most; map memlock {} -> {} bytes",
         samples.len(),
@@ -104,6 +147,16 @@ pub fn soak(tracer: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
     let mut problems = Vec::new();
     if max_rss > first.1 + first.1 / 10 + 2048 {
         problems.push(format!("RSS grew from {} to {max_rss} KiB", first.1));
+    }
+    if max_rss > MAX_RSS_KIB {
+        problems.push(format!("RSS reached {max_rss} KiB (limit {MAX_RSS_KIB} KiB)"));
+    }
+    if cpu_share > MAX_CPU_SHARE {
+        problems.push(format!(
+            "the tracer used {:.2} % of a core (limit {:.0} %) at {rate:.0} switches/s",
+            cpu_share * 100.0,
+            MAX_CPU_SHARE * 100.0
+        ));
     }
     if last.2 != first.2 {
         problems.push(format!("map memory changed from {} to {} bytes", first.2, last.2));

@@ -312,3 +312,42 @@ fn tid_filter_keeps_one_thread() {
         "unwanted got in: {thread} vs {truth}"
     );
 }
+
+/// `--per-process` names a process by its name after exec, with both probes:
+/// a shell is counted under "sh" (it waits for `sleep`), then execs the
+/// ping-pong helper in place, and the report must call it "tracer".
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn exec_renames_the_process_with_both_probes() {
+    let exe = env!("CARGO_BIN_EXE_tracer");
+    let script = format!(
+        "sleep 0.2; exec {exe} ping-pong --kind threads --cpu {} --round-trips 2000",
+        workload_cpu()
+    );
+    for probe in ["tp_btf", "tracepoint"] {
+        let out = tracer_cmd()
+            .args([
+                "--json",
+                "--per-process",
+                "--top",
+                "1000",
+                "-m",
+                "none",
+                "--probe",
+                probe,
+            ])
+            .args(["--", "sh", "-c", &script])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let (helpers, report) = split_output(&String::from_utf8(out.stdout).unwrap());
+        let tgid = helpers[0]["tgid"].as_u64().unwrap();
+        let procs_list = processes(&report);
+        let entry = procs_list
+            .iter()
+            .find(|p| p["tgid"].as_u64() == Some(tgid))
+            .unwrap_or_else(|| panic!("{probe}: process {tgid} missing from {procs_list:?}"));
+        eprintln!("{probe}: process {tgid} reported as {}", entry["comm"]);
+        assert_eq!(entry["comm"], "tracer", "{probe}: the name before exec stuck");
+    }
+}
