@@ -488,4 +488,28 @@ mod tests {
         let same = Cli::try_parse_from(["tracer", "--hdr-log", "x", "--plot", "x"]).unwrap();
         assert_eq!(same.check(), Err("--hdr-log and --plot both name x".into()));
     }
+
+    proptest::proptest! {
+        /// Pid and tid lists never panic the parser, and a list of numbers
+        /// that fit parses to exactly those numbers.
+        #[test]
+        fn pid_lists_never_panic(s in "\\PC{0,40}|[0-9,]{0,40}") {
+            for flag in ["-p", "-t"] {
+                let _ = Cli::try_parse_from(["tracer", flag, s.as_str()]);
+            }
+        }
+
+        #[test]
+        fn pid_lists_parse_exactly(pids in proptest::collection::vec(1u32..=u32::MAX, 1..8)) {
+            let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+            let cli = Cli::try_parse_from(["tracer", "-p", &list.join(",")]).unwrap();
+            proptest::prop_assert_eq!(cli.pids, pids);
+        }
+
+        #[test]
+        fn overflowing_pids_are_rejected(extra in 1u64..1_000_000) {
+            let too_big = (u64::from(u32::MAX) + extra).to_string();
+            proptest::prop_assert!(Cli::try_parse_from(["tracer", "-p", &too_big]).is_err());
+        }
+    }
 }
