@@ -153,6 +153,8 @@ pub struct Probes {
     cpu_map: PerCpuArray<MapData, CpuState>,
     hists: PerCpuArray<MapData, Histogram>,
     tgids: HashMap<MapData, u32, u8>,
+    /// The other filter maps, held open with the programs that use them.
+    _filter_maps: (HashMap<MapData, u32, u8>, Array<MapData, u8>),
     procs: Option<ProcMaps>,
     logger: Option<EbpfLogger<&'static dyn log::Log>>,
     /// Keeps the kernel's per-program run-time statistics on (`--self-stats`).
@@ -199,10 +201,28 @@ fn cgroup_spec(btf: &KernelBtf, filter: &Filter) -> Result<CgroupFilter, ProbeEr
     })
 }
 
-impl Probes {
-    /// Checks privileges, picks the probe, loads, attaches.
-    pub fn attach(opts: ProbeOptions) -> Result<Self, ProbeError> {
-        privilege::check()?;
+/// What the chosen probe needs, decided before anything is loaded: the
+/// metrics this kernel can give and the load-time constants.
+struct Plan {
+    probe: ProbeKind,
+    measured: MetricSet,
+    unavailable: Vec<(Metric, String)>,
+    notes: Vec<String>,
+    offsets: TaskOffsets,
+    prev_state: u32,
+    sched_info: SchedInfo,
+    cgroup: CgroupFilter,
+    layout: TracepointLayout,
+    /// Threads to seed the tracepoint probe's thread map with.
+    tasks: Vec<tracefs::ThreadInfo>,
+    /// Kernel BTF for aya (tp_btf only).
+    aya_btf: Option<aya::Btf>,
+}
+
+impl Plan {
+    /// Picks the probe (tp_btf needs kernel BTF; `Auto` falls back to the
+    /// classic tracepoint without it, and says so) and plans it.
+    fn new(opts: &ProbeOptions) -> Result<Self, ProbeError> {
         let (kernel_btf, notes) = match (opts.probe, KernelBtf::from_sys()) {
             (ProbeKind::Tracepoint, _) => (None, Vec::new()),
             (_, Ok(btf)) => (Some(btf), Vec::new()),
@@ -214,79 +234,97 @@ impl Probes {
             ),
             (_, Err(e)) => return Err(e.into()),
         };
-        let mut measured = opts.metrics;
-        let mut unavailable = Vec::new();
-        let mut drop_metric = |m: Metric, why: String, measured: &mut MetricSet| {
-            if measured.contains(m) {
-                *measured = measured.without(m);
-                unavailable.push((m, why));
-            }
+        let mut plan = Self {
+            probe: ProbeKind::Tracepoint,
+            measured: opts.metrics,
+            unavailable: Vec::new(),
+            notes,
+            offsets: TaskOffsets::default(),
+            prev_state: PREV_STATE_FROM_ARGUMENT,
+            sched_info: SchedInfo::default(),
+            cgroup: CgroupFilter::default(),
+            layout: TracepointLayout::default(),
+            tasks: Vec::new(),
+            aya_btf: None,
         };
-
-        let mut loader = EbpfLoader::new();
-        let (object, task_storage) = ebpf_object();
-        let offsets;
-        let mut prev_state = PREV_STATE_FROM_ARGUMENT;
-        let mut sched_info = SchedInfo::default();
-        let cgroup;
-        let layout;
-        let tasks;
-        let aya_btf;
         match &kernel_btf {
-            Some(kbtf) => {
-                offsets = kbtf.task_offsets()?;
-                log::info!("task_struct offsets from kernel BTF: {offsets:?}");
-                let state = kbtf.prev_state()?;
-                log::info!("sched_switch prev_state from {state:?}");
-                prev_state = state.global();
-                if !kbtf.has_tracepoint(SCHED_EXIT_TP) {
-                    drop_metric(Metric::SwitchCost, no_sched_exit_tp(), &mut measured);
-                }
-                // Run-queue latency from the scheduler's own accounting where
-                // the kernel has it and sched_exit_tp to read it at: no
-                // program per wakeup, and exactly schedstat's run_delay.
-                if let Some(si) = kbtf.sched_info_offsets()
-                    && measured.contains(Metric::Runq)
-                    && kbtf.has_tracepoint(SCHED_EXIT_TP)
-                {
-                    sched_info = SchedInfo {
-                        enabled: 1,
-                        last_queued: si.last_queued,
-                        last_arrival: si.last_arrival,
-                        _pad: 0,
-                    };
-                    log::info!("run-queue latency from sched_info: {si:?}");
-                }
-                cgroup = cgroup_spec(kbtf, &opts.filter)?;
-                layout = TracepointLayout::default();
-                tasks = Vec::new();
-                aya_btf = Some(aya::Btf::from_sys_fs()?);
-            }
-            None => {
-                if opts.filter.cgroup.is_some() {
-                    return Err(ProbeError::Unsupported(
-                        "--cgroup needs the tp_btf probe, which needs kernel BTF".into(),
-                    ));
-                }
-                let why = "needs the tp_btf probe (task pointers read through kernel BTF)".to_owned();
-                drop_metric(Metric::Runq, why.clone(), &mut measured);
-                drop_metric(Metric::Offcpu, why, &mut measured);
-                offsets = TaskOffsets::default();
-                cgroup = CgroupFilter::default();
-                let tracefs = tracefs::mount_point()?;
-                let (threads, kthreadd) = tracefs::threads();
-                layout = tracefs::layout(&tracefs, kthreadd)?;
-                log::info!("tracepoint layout from {}: {layout:?}", tracefs.display());
-                tasks = threads;
-                aya_btf = None;
-            }
+            Some(kbtf) => plan.for_tp_btf(kbtf, opts)?,
+            None => plan.for_tracepoint(opts)?,
         }
-        if let Some(btf) = &aya_btf {
+        Ok(plan)
+    }
+
+    /// A metric asked for that this kernel cannot give: dropped, with why.
+    fn drop_metric(&mut self, m: Metric, why: String) {
+        if self.measured.contains(m) {
+            self.measured = self.measured.without(m);
+            self.unavailable.push((m, why));
+        }
+    }
+
+    fn for_tp_btf(&mut self, kbtf: &KernelBtf, opts: &ProbeOptions) -> Result<(), ProbeError> {
+        self.probe = ProbeKind::TpBtf;
+        self.offsets = kbtf.task_offsets()?;
+        log::info!("task_struct offsets from kernel BTF: {:?}", self.offsets);
+        let state = kbtf.prev_state()?;
+        log::info!("sched_switch prev_state from {state:?}");
+        self.prev_state = state.global();
+        if !kbtf.has_tracepoint(SCHED_EXIT_TP) {
+            self.drop_metric(Metric::SwitchCost, no_sched_exit_tp());
+        }
+        // Run-queue latency from the scheduler's own accounting where the
+        // kernel has it and sched_exit_tp to read it at: no program per
+        // wakeup, and exactly schedstat's run_delay.
+        if let Some(si) = kbtf.sched_info_offsets()
+            && self.measured.contains(Metric::Runq)
+            && kbtf.has_tracepoint(SCHED_EXIT_TP)
+        {
+            self.sched_info = SchedInfo {
+                enabled: 1,
+                last_queued: si.last_queued,
+                last_arrival: si.last_arrival,
+                _pad: 0,
+            };
+            log::info!("run-queue latency from sched_info: {si:?}");
+        }
+        self.cgroup = cgroup_spec(kbtf, &opts.filter)?;
+        self.aya_btf = Some(aya::Btf::from_sys_fs()?);
+        Ok(())
+    }
+
+    fn for_tracepoint(&mut self, opts: &ProbeOptions) -> Result<(), ProbeError> {
+        self.probe = ProbeKind::Tracepoint;
+        if opts.filter.cgroup.is_some() {
+            return Err(ProbeError::Unsupported(
+                "--cgroup needs the tp_btf probe, which needs kernel BTF".into(),
+            ));
+        }
+        let why = "needs the tp_btf probe (task pointers read through kernel BTF)".to_owned();
+        self.drop_metric(Metric::Runq, why.clone());
+        self.drop_metric(Metric::Offcpu, why);
+        let tracefs = tracefs::mount_point()?;
+        let (threads, kthreadd) = tracefs::threads();
+        self.layout = tracefs::layout(&tracefs, kthreadd)?;
+        log::info!("tracepoint layout from {}: {:?}", tracefs.display(), self.layout);
+        self.tasks = threads;
+        Ok(())
+    }
+
+    /// Whether per-task timestamps are kept (off-CPU or run-queue time from
+    /// the wakeup program).
+    fn needs_task_times(&self) -> bool {
+        self.measured.contains(Metric::Offcpu) || (self.measured.contains(Metric::Runq) && self.sched_info.enabled == 0)
+    }
+
+    /// Loads `object` with this plan's constants and map sizes.
+    fn load(&self, opts: &ProbeOptions, object: &[u8], task_storage: bool) -> Result<Ebpf, ProbeError> {
+        let mut loader = EbpfLoader::new();
+        if let Some(btf) = &self.aya_btf {
             loader.btf(btf);
             // The tracepoint probe's thread map is not used: keep it tiny.
             loader.map_max_entries(TASKS_MAP, 1);
         }
-        if !task_storage && !(measured.contains(Metric::Offcpu) || measured.contains(Metric::Runq)) {
+        if !task_storage && !self.needs_task_times() {
             // The LRU hash of per-task timestamps is not used: keep it tiny.
             loader.map_max_entries(TASK_TIMES_MAP, 1);
         }
@@ -295,29 +333,127 @@ impl Probes {
             loader.map_max_entries(PROCS_MAP, 1);
             loader.map_max_entries(COMMS_MAP, 1);
         }
-        let metrics = measured.bits();
+        let metrics = self.measured.bits();
         let filter = opts.filter.bits();
         let comm = opts.filter.comm.unwrap_or_default();
         let per_process = u8::from(opts.per_process);
         let follow = u8::from(opts.filter.command);
-        let mut ebpf = loader
-            .override_global(GLOBAL_PID_OFFSET, &offsets.pid, true)
-            .override_global(GLOBAL_TGID_OFFSET, &offsets.tgid, true)
-            .override_global(GLOBAL_FLAGS_OFFSET, &offsets.flags, true)
-            .override_global(GLOBAL_COMM_OFFSET, &offsets.comm, true)
-            .override_global(GLOBAL_PREV_STATE_OFFSET, &prev_state, true)
+        Ok(loader
+            .override_global(GLOBAL_PID_OFFSET, &self.offsets.pid, true)
+            .override_global(GLOBAL_TGID_OFFSET, &self.offsets.tgid, true)
+            .override_global(GLOBAL_FLAGS_OFFSET, &self.offsets.flags, true)
+            .override_global(GLOBAL_COMM_OFFSET, &self.offsets.comm, true)
+            .override_global(GLOBAL_PREV_STATE_OFFSET, &self.prev_state, true)
             .override_global(GLOBAL_METRICS, &metrics, true)
             .override_global(GLOBAL_FILTER, &filter, true)
             .override_global(GLOBAL_COMM, &comm, true)
-            .override_global(GLOBAL_CGROUP, &cgroup, true)
-            .override_global(GLOBAL_TP_LAYOUT, &layout, true)
-            .override_global(GLOBAL_SCHED_INFO, &sched_info, true)
+            .override_global(GLOBAL_CGROUP, &self.cgroup, true)
+            .override_global(GLOBAL_TP_LAYOUT, &self.layout, true)
+            .override_global(GLOBAL_SCHED_INFO, &self.sched_info, true)
             .override_global(GLOBAL_PER_PROCESS, &per_process, true)
             .override_global(GLOBAL_FOLLOW_CHILDREN, &follow, true)
             // TASK_TIMES (task storage) is only used by the kernel programs.
             .allow_unsupported_maps()
-            .load(object)?;
+            .load(object)?)
+    }
 
+    /// Attaches the tp_btf programs; the ones that feed sched_switch's state
+    /// first, sched_switch last.
+    fn attach_tp_btf(
+        &self,
+        ebpf: &mut Ebpf,
+        btf: &aya::Btf,
+        opts: &ProbeOptions,
+        task_storage: bool,
+    ) -> Result<(), ProbeError> {
+        let by_tgid = opts.filter.bits() & FILTER_TGID != 0;
+        if by_tgid || (!task_storage && self.needs_task_times()) {
+            // Forget processes when they are freed, so a reused pid is not
+            // traced, and tasks' timestamps where they are not in task storage.
+            attach_tp_btf(ebpf, PROG_SCHED_PROCESS_FREE, "sched_process_free", btf)?;
+        }
+        if by_tgid && opts.filter.command {
+            // Follow children of traced processes for `-- COMMAND`.
+            attach_tp_btf(ebpf, PROG_SCHED_PROCESS_FORK, "sched_process_fork", btf)?;
+        }
+        if opts.per_process {
+            attach_tp_btf(ebpf, PROG_SCHED_PROCESS_EXEC, "sched_process_exec", btf)?;
+        }
+        if self.measured.contains(Metric::Runq) && self.sched_info.enabled == 0 {
+            attach_tp_btf(ebpf, PROG_SCHED_WAKEUP, "sched_wakeup", btf)?;
+            attach_tp_btf(ebpf, PROG_SCHED_WAKEUP_NEW, "sched_wakeup_new", btf)?;
+        }
+        if self.measured.contains(Metric::SwitchCost) || self.sched_info.enabled != 0 {
+            attach_tp_btf(ebpf, PROG_SCHED_EXIT, SCHED_EXIT_TP, btf)?;
+        }
+        attach_tp_btf(ebpf, PROG_SCHED_SWITCH, "sched_switch", btf)
+    }
+
+    /// Attaches the classic-tracepoint programs. Every thread is known before
+    /// the first switch is seen: new ones from task_newtask (attached first),
+    /// existing ones seeded from /proc.
+    fn attach_tracepoint(&mut self, ebpf: &mut Ebpf, opts: &ProbeOptions) -> Result<(), ProbeError> {
+        attach_tracepoint(ebpf, PROG_TP_PROCESS_FREE, "sched", "sched_process_free")?;
+        if opts.per_process {
+            attach_tracepoint(ebpf, PROG_TP_PROCESS_EXEC, "sched", "sched_process_exec")?;
+        }
+        attach_tracepoint(ebpf, PROG_TP_TASK_NEWTASK, "task", "task_newtask")?;
+        let mut map: HashMap<MapData, u32, u32> = take_map(ebpf, TASKS_MAP)?;
+        for t in &self.tasks {
+            let value = if t.kthread { t.tgid | TASK_KTHREAD_BIT } else { t.tgid };
+            // A thread that exited meanwhile or a full map: the switch
+            // program fills in what it meets (or counts it unresolved).
+            let _ = map.insert(&t.tid, &value, BPF_NOEXIST);
+        }
+        log::info!("seeded {} threads from /proc", self.tasks.len());
+        if self.measured.contains(Metric::SwitchCost) && attach_raw(ebpf, PROG_RAW_SCHED_EXIT, SCHED_EXIT_TP).is_err() {
+            self.drop_metric(Metric::SwitchCost, no_sched_exit_tp());
+        }
+        attach_tracepoint(ebpf, PROG_TP_SCHED_SWITCH, "sched", "sched_switch")
+    }
+}
+
+/// The filter maps, filled before anything attaches. Taken maps stay open
+/// until the programs that use them are loaded: these live with `Probes`.
+struct FilterMaps {
+    tgids: HashMap<MapData, u32, u8>,
+    _tids: HashMap<MapData, u32, u8>,
+    _cpus: Array<MapData, u8>,
+}
+
+impl FilterMaps {
+    fn fill(ebpf: &mut Ebpf, filter: &Filter) -> Result<Self, ProbeError> {
+        let mut tgids: HashMap<MapData, u32, u8> = take_map(ebpf, TGIDS_MAP)?;
+        for tgid in &filter.tgids {
+            tgids
+                .insert(tgid, &1, 0)
+                .map_err(|source| ProbeError::Map { map: TGIDS_MAP, source })?;
+        }
+        let mut tids: HashMap<MapData, u32, u8> = take_map(ebpf, TIDS_MAP)?;
+        for tid in &filter.tids {
+            tids.insert(tid, &1, 0)
+                .map_err(|source| ProbeError::Map { map: TIDS_MAP, source })?;
+        }
+        let mut cpus: Array<MapData, u8> = take_map(ebpf, CPUS_MAP)?;
+        for &cpu in filter.cpus.iter().flatten() {
+            cpus.set(cpu as u32, &1, 0)
+                .map_err(|source| ProbeError::Map { map: CPUS_MAP, source })?;
+        }
+        Ok(Self {
+            tgids,
+            _tids: tids,
+            _cpus: cpus,
+        })
+    }
+}
+
+impl Probes {
+    /// Checks privileges, picks the probe, loads, attaches.
+    pub fn attach(opts: ProbeOptions) -> Result<Self, ProbeError> {
+        privilege::check()?;
+        let mut plan = Plan::new(&opts)?;
+        let (object, task_storage) = ebpf_object();
+        let mut ebpf = plan.load(&opts, object, task_storage)?;
         let logger = match EbpfLogger::init(&mut ebpf) {
             Ok(logger) => Some(logger),
             Err(e) => {
@@ -325,83 +461,16 @@ impl Probes {
                 None
             }
         };
-
-        // Filter maps are filled before anything attaches.
-        let mut tgids: HashMap<MapData, u32, u8> = take_map(&mut ebpf, TGIDS_MAP)?;
-        for tgid in &opts.filter.tgids {
-            tgids
-                .insert(tgid, &1, 0)
-                .map_err(|source| ProbeError::Map { map: TGIDS_MAP, source })?;
+        let filters = FilterMaps::fill(&mut ebpf, &opts.filter)?;
+        match plan.aya_btf.take() {
+            Some(btf) => plan.attach_tp_btf(&mut ebpf, &btf, &opts, task_storage)?,
+            None => plan.attach_tracepoint(&mut ebpf, &opts)?,
         }
-        let mut tids: HashMap<MapData, u32, u8> = take_map(&mut ebpf, TIDS_MAP)?;
-        for tid in &opts.filter.tids {
-            tids.insert(tid, &1, 0)
-                .map_err(|source| ProbeError::Map { map: TIDS_MAP, source })?;
-        }
-        // Taken maps stay open until the programs that use them are loaded.
-        let mut selected: Array<MapData, u8> = take_map(&mut ebpf, CPUS_MAP)?;
-        for &cpu in opts.filter.cpus.iter().flatten() {
-            selected
-                .set(cpu as u32, &1, 0)
-                .map_err(|source| ProbeError::Map { map: CPUS_MAP, source })?;
-        }
-
-        let probe = match &aya_btf {
-            Some(btf) => {
-                // The programs that feed sched_switch's state attach first.
-                let lru_times = !task_storage && (measured.contains(Metric::Offcpu) || measured.contains(Metric::Runq));
-                if filter & FILTER_TGID != 0 || lru_times {
-                    // Forget processes when they are freed, so a reused pid is not
-                    // traced, and tasks' timestamps where they are not in task storage.
-                    attach_tp_btf(&mut ebpf, PROG_SCHED_PROCESS_FREE, "sched_process_free", btf)?;
-                }
-                if filter & FILTER_TGID != 0 && opts.filter.command {
-                    // Follow children of traced processes for `-- COMMAND`.
-                    attach_tp_btf(&mut ebpf, PROG_SCHED_PROCESS_FORK, "sched_process_fork", btf)?;
-                }
-                if opts.per_process {
-                    attach_tp_btf(&mut ebpf, PROG_SCHED_PROCESS_EXEC, "sched_process_exec", btf)?;
-                }
-                if measured.contains(Metric::Runq) && sched_info.enabled == 0 {
-                    attach_tp_btf(&mut ebpf, PROG_SCHED_WAKEUP, "sched_wakeup", btf)?;
-                    attach_tp_btf(&mut ebpf, PROG_SCHED_WAKEUP_NEW, "sched_wakeup_new", btf)?;
-                }
-                if measured.contains(Metric::SwitchCost) || sched_info.enabled != 0 {
-                    attach_tp_btf(&mut ebpf, PROG_SCHED_EXIT, SCHED_EXIT_TP, btf)?;
-                }
-                attach_tp_btf(&mut ebpf, PROG_SCHED_SWITCH, "sched_switch", btf)?;
-                ProbeKind::TpBtf
-            }
-            None => {
-                // Know every thread before the first switch is seen: new ones
-                // from task_newtask (attached first), existing ones from /proc.
-                attach_tracepoint(&mut ebpf, PROG_TP_PROCESS_FREE, "sched", "sched_process_free")?;
-                if opts.per_process {
-                    attach_tracepoint(&mut ebpf, PROG_TP_PROCESS_EXEC, "sched", "sched_process_exec")?;
-                }
-                attach_tracepoint(&mut ebpf, PROG_TP_TASK_NEWTASK, "task", "task_newtask")?;
-                let mut map: HashMap<MapData, u32, u32> = take_map(&mut ebpf, TASKS_MAP)?;
-                for t in &tasks {
-                    let value = if t.kthread { t.tgid | TASK_KTHREAD_BIT } else { t.tgid };
-                    // A thread that exited meanwhile or a full map: the switch
-                    // program fills in what it meets (or counts it unresolved).
-                    let _ = map.insert(&t.tid, &value, BPF_NOEXIST);
-                }
-                log::info!("seeded {} threads from /proc", tasks.len());
-                if measured.contains(Metric::SwitchCost)
-                    && attach_raw(&mut ebpf, PROG_RAW_SCHED_EXIT, SCHED_EXIT_TP).is_err()
-                {
-                    drop_metric(Metric::SwitchCost, no_sched_exit_tp(), &mut measured);
-                }
-                attach_tracepoint(&mut ebpf, PROG_TP_SCHED_SWITCH, "sched", "sched_switch")?;
-                ProbeKind::Tracepoint
-            }
-        };
-
         Ok(Self {
             cpu_map: take_map(&mut ebpf, CPU_MAP)?,
             hists: take_map(&mut ebpf, HISTS_MAP)?,
-            tgids,
+            tgids: filters.tgids,
+            _filter_maps: (filters._tids, filters._cpus),
             procs: if opts.per_process {
                 Some((take_map(&mut ebpf, PROCS_MAP)?, take_map(&mut ebpf, COMMS_MAP)?))
             } else {
@@ -410,11 +479,11 @@ impl Probes {
             logger,
             stats: None,
             ebpf,
-            measured,
-            unavailable,
-            notes,
-            probe,
-            runq_from_sched_info: sched_info.enabled != 0,
+            measured: plan.measured,
+            unavailable: plan.unavailable,
+            notes: plan.notes,
+            probe: plan.probe,
+            runq_from_sched_info: plan.sched_info.enabled != 0,
             task_storage,
         })
     }

@@ -268,7 +268,13 @@ fn self_stats_report_the_programs() {
     let switch = programs.iter().find(|p| p["name"] == "sched_switch").unwrap();
     // It ran once per switch, system-wide: at least the workload's.
     assert!(switch["runs"].as_u64().unwrap() >= truth, "{switch}");
-    assert_eq!(switch["runs"], v["switches"], "one run per switch");
+    // One run per switch. The run count and the switch counters are read a
+    // moment apart while the machine runs on: a few switches of slack.
+    let (runs, switches) = (switch["runs"].as_u64().unwrap(), v["switches"].as_u64().unwrap());
+    assert!(
+        runs.abs_diff(switches) <= 20 + switches / 1000,
+        "one run per switch: {runs} runs, {switches} switches"
+    );
     assert!(switch["mean_ns"].as_u64().unwrap() > 0);
     assert!(own["user_cpu_ns"].as_u64().unwrap() > 0 && own["rss_bytes"].as_u64().unwrap() > 1 << 20);
 }
