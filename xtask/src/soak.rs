@@ -60,12 +60,114 @@ fn map_memlock(pid: u32) -> u64 {
         .sum()
 }
 
+/// One tracer instance's samples: (time, RSS KiB, map memlock bytes, CPU ticks).
+type Samples = Vec<(Duration, u64, u64, u64)>;
+
+/// Samples a process every 2 s until it is gone.
+fn sampler(pid: u32) -> std::thread::JoinHandle<Samples> {
+    std::thread::spawn(move || {
+        let mut samples = Vec::new();
+        let start = Instant::now();
+        while let (Some(rss), Some(ticks)) = (rss_kib(pid), cpu_ticks(pid)) {
+            samples.push((start.elapsed(), rss, map_memlock(pid), ticks));
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        samples
+    })
+}
+
+/// Thread and process switches summed over a tracer's JSON interval lines;
+/// other lines are returned as they are.
+#[derive(Default)]
+struct Totals {
+    thread: u64,
+    process: u64,
+    all: u64,
+    other_lines: Vec<String>,
+}
+
+fn read_reports(stdout: impl std::io::Read) -> std::io::Result<Totals> {
+    let mut t = Totals::default();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if line.contains("\"classes\"") {
+            t.thread += json_u64(&line, "\"thread\":{\"switches\":").unwrap_or(0);
+            t.process += json_u64(&line, "\"process\":{\"switches\":").unwrap_or(0);
+            t.all += json_u64(&line, "\"switches\":").unwrap_or(0);
+        } else {
+            t.other_lines.push(line);
+        }
+    }
+    Ok(t)
+}
+
+/// Checks one instance's memory and own cost; returns the problems.
+fn check_instance(name: &str, samples: &Samples, rate: f64, cost_limits: bool) -> anyhow::Result<Vec<String>> {
+    // After a warm-up third, RSS and map memory must not grow.
+    let warm = samples.len() / 3;
+    let (Some(first), Some(last)) = (samples.get(warm), samples.last()) else {
+        bail!("{name}: too few samples ({})", samples.len());
+    };
+    let max_rss = samples[warm..].iter().map(|s| s.1).max().unwrap_or(0);
+    // Its own CPU time after the warm-up, as a share of one core.
+    let span = last.0.saturating_sub(first.0).as_secs_f64();
+    let cpu_share = (last.3 - first.3) as f64 / ticks_per_second() as f64 / span.max(1e-9);
+    eprintln!(
+        "xtask: {name}: {:.2} % of a core after warm-up ({} ticks in {span:.0} s) at {rate:.0} switches/s; {} samples; RSS {} KiB after warm-up, {} KiB at the end, {max_rss} KiB at most; map memlock {} -> {} bytes",
+        cpu_share * 100.0,
+        last.3 - first.3,
+        samples.len(),
+        first.1,
+        last.1,
+        first.2,
+        last.2
+    );
+    let mut problems = Vec::new();
+    if max_rss > first.1 + first.1 / 10 + 2048 {
+        problems.push(format!("{name}: RSS grew from {} to {max_rss} KiB", first.1));
+    }
+    if last.2 != first.2 {
+        problems.push(format!(
+            "{name}: map memory changed from {} to {} bytes",
+            first.2, last.2
+        ));
+    }
+    if cost_limits && max_rss > MAX_RSS_KIB {
+        problems.push(format!("{name}: RSS reached {max_rss} KiB (limit {MAX_RSS_KIB} KiB)"));
+    }
+    if cost_limits && cpu_share > MAX_CPU_SHARE {
+        problems.push(format!(
+            "{name}: used {:.2} % of a core (limit {:.0} %) at {rate:.0} switches/s",
+            cpu_share * 100.0,
+            MAX_CPU_SHARE * 100.0
+        ));
+    }
+    Ok(problems)
+}
+
+/// Two tracer instances watch the same load: the default one, system-wide
+/// (its own cost is held to the limits), and one with `-- COMMAND
+/// --per-process` on the load (per-process counts and names under churn; its
+/// cost is reported: it reads every process row it has seen, up to 16,384,
+/// at every interval).
 pub fn soak(tracer: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     eprintln!(
-        "xtask: soak for {seconds} s: ping-pongs and churn pinned to each of CPUs 0-{}, all metrics, per process",
+        "xtask: soak for {seconds} s: ping-pongs and churn pinned to each of CPUs 0-{}, all metrics; one tracer system-wide, one per process on the load",
         cpus - 1
     );
+    // The default instance first; its first interval line says it traces.
+    let mut plain = Command::new(tracer)
+        .args(["--json", "-i", "1s"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", tracer.display()))?;
+    let plain_samples = sampler(plain.id());
+    let mut plain_out = BufReader::new(plain.stdout.take().context("no stdout")?);
+    let mut first_line = String::new();
+    plain_out.read_line(&mut first_line)?;
+    let plain_reader = std::thread::spawn(move || read_reports(plain_out));
+
     // One load per CPU, all in the traced command's tree.
     let load: Vec<String> = (0..cpus)
         .map(|cpu| format!("{} soak-load --seconds {seconds} --cpu {cpu} &", tracer.display()))
@@ -76,33 +178,23 @@ pub fn soak(tracer: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
         .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot start {}", tracer.display()))?;
-    let pid = child.id();
-    let stdout = child.stdout.take().context("no stdout")?;
-    let sampler = std::thread::spawn(move || {
-        let mut samples = Vec::new();
-        let start = Instant::now();
-        while let (Some(rss), Some(ticks)) = (rss_kib(pid), cpu_ticks(pid)) {
-            samples.push((start.elapsed(), rss, map_memlock(pid), ticks));
-            std::thread::sleep(Duration::from_secs(2));
-        }
-        samples
-    });
-    let (mut thread, mut process, mut all, mut loads) = (0u64, 0u64, 0u64, Vec::new());
-    for line in BufReader::new(stdout).lines() {
-        let line = line?;
-        if line.contains("\"classes\"") {
-            thread += json_u64(&line, "\"thread\":{\"switches\":").unwrap_or(0);
-            process += json_u64(&line, "\"process\":{\"switches\":").unwrap_or(0);
-            all += json_u64(&line, "\"switches\":").unwrap_or(0);
-        } else if line.contains("\"rounds\"") {
-            loads.push(line);
-        }
-    }
+    let samples = sampler(child.id());
+    let per_process = read_reports(child.stdout.take().context("no stdout")?)?;
     let status = child.wait()?;
-    let samples = sampler.join().map_err(|_| anyhow::anyhow!("sampler panicked"))?;
-    if !status.success() {
-        bail!("tracer failed: {status}");
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(plain.id() as i32, libc::SIGINT) };
+    let plain_status = plain.wait()?;
+    let plain_totals = plain_reader.join().map_err(|_| anyhow::anyhow!("reader panicked"))??;
+    let samples = samples.join().map_err(|_| anyhow::anyhow!("sampler panicked"))?;
+    let plain_samples = plain_samples.join().map_err(|_| anyhow::anyhow!("sampler panicked"))?;
+    if !status.success() || !plain_status.success() {
+        bail!("tracer failed: per process {status}, system-wide {plain_status}");
     }
+    let loads: Vec<&String> = per_process
+        .other_lines
+        .iter()
+        .filter(|l| l.contains("\"rounds\""))
+        .collect();
     if loads.len() != cpus {
         bail!("{} of the {cpus} loads printed a summary", loads.len());
     }
@@ -114,67 +206,35 @@ pub fn soak(tracer: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
     };
     let truth_thread = sum("\"thread_switches\":")?;
     let truth_process = sum("\"process_switches\":")?;
+    let rate = plain_totals.all as f64 / seconds as f64;
 
-    // Memory: after a warm-up third, RSS and map memory must not grow.
-    let warm = samples.len() / 3;
-    let (Some(first), Some(last)) = (samples.get(warm), samples.last()) else {
-        bail!("too few samples ({}) for a soak of {seconds} s", samples.len());
-    };
-    let max_rss = samples[warm..].iter().map(|s| s.1).max().unwrap_or(0);
-    // The tracer's own CPU time after the warm-up, as a share of one core,
-    // at the switch rate of the whole run (every switch on the machine is
-    // in the interval reports' totals).
-    let span = last.0.saturating_sub(first.0).as_secs_f64();
-    let cpu_share = (last.3 - first.3) as f64 / ticks_per_second() as f64 / span.max(1e-9);
-    let rate = all as f64 / seconds as f64;
-    eprintln!(
-        "xtask: {rate:.0} switches/s on the machine; tracer used {:.2} % of a core after warm-up ({} ticks in {span:.0} s)",
-        cpu_share * 100.0,
-        last.3 - first.3
-    );
-    eprintln!(
-        "xtask: {} samples; RSS {} KiB after warm-up, {} KiB at the end, {} KiB at most; map memlock {} -> {} bytes",
-        samples.len(),
-        first.1,
-        last.1,
-        max_rss,
-        first.2,
-        last.2
-    );
-    eprintln!(
-        "xtask: traced thread switches {thread} (kernel {truth_thread}), process {process} (kernel {truth_process})"
-    );
-    let mut problems = Vec::new();
-    if max_rss > first.1 + first.1 / 10 + 2048 {
-        problems.push(format!("RSS grew from {} to {max_rss} KiB", first.1));
-    }
-    if max_rss > MAX_RSS_KIB {
-        problems.push(format!("RSS reached {max_rss} KiB (limit {MAX_RSS_KIB} KiB)"));
-    }
-    if cpu_share > MAX_CPU_SHARE {
-        problems.push(format!(
-            "the tracer used {:.2} % of a core (limit {:.0} %) at {rate:.0} switches/s",
-            cpu_share * 100.0,
-            MAX_CPU_SHARE * 100.0
-        ));
-    }
-    if last.2 != first.2 {
-        problems.push(format!("map memory changed from {} to {} bytes", first.2, last.2));
-    }
+    let mut problems = check_instance("system-wide tracer", &plain_samples, rate, true)?;
+    problems.extend(check_instance("per-process tracer", &samples, rate, false)?);
     // The load's own ping-pongs are a lower bound: the churn adds more.
     // Nothing may be lost (thread + process). Per class, other tasks on the
     // load's CPU turn some of the thread ping-pong's switches into process
     // switches (thread A -> other process -> thread B): 5 % of slack there.
-    let (traced, truth) = (thread + process, truth_thread + truth_process);
-    if (traced as f64) < 0.99 * truth as f64 {
-        problems.push(format!(
-            "switches of the load are missing from the reports: {traced} traced, {truth} by the kernel"
-        ));
-    }
-    if (thread as f64) < 0.95 * truth_thread as f64 {
-        problems.push(format!(
-            "thread switches of the load are missing or misclassified: {thread} traced, {truth_thread} by the kernel"
-        ));
+    let truth = truth_thread + truth_process;
+    for (name, t) in [
+        ("per-process tracer", &per_process),
+        ("system-wide tracer", &plain_totals),
+    ] {
+        eprintln!(
+            "xtask: {name}: thread switches {} (load's ping-pongs {truth_thread}), process {} (load's {truth_process})",
+            t.thread, t.process
+        );
+        if ((t.thread + t.process) as f64) < 0.99 * truth as f64 {
+            problems.push(format!(
+                "{name}: switches of the load are missing from the reports: {} traced, {truth} by the kernel",
+                t.thread + t.process
+            ));
+        }
+        if (t.thread as f64) < 0.95 * truth_thread as f64 {
+            problems.push(format!(
+                "{name}: thread switches of the load are missing or misclassified: {} traced, {truth_thread} by the kernel",
+                t.thread
+            ));
+        }
     }
     if !problems.is_empty() {
         bail!("soak failed: {}", problems.join("; "));
