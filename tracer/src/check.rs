@@ -93,6 +93,9 @@ pub struct ProbeCheck {
     pub task_times: Option<&'static str>,
     pub workloads: Vec<WorkloadCheck>,
     pub pass: bool,
+    /// The `task_struct` offsets the tp_btf probe loaded with.
+    #[serde(skip)]
+    pub task_offsets: Option<crate::btf::TaskOffsets>,
 }
 
 /// The whole check.
@@ -125,9 +128,16 @@ pub fn run(options: &Options, mut progress: impl FnMut(&str)) -> Result<Check, C
         probes.push(check_probe(options, kind, &mut progress)?);
     }
     let pass = probes.iter().all(|p| p.pass) && probes.iter().any(|p| p.unavailable.is_none());
-    let task_offsets = crate::btf::KernelBtf::from_sys()
-        .and_then(|btf| btf.task_offsets())
-        .ok()
+    // Those the tp_btf probe loaded with; read from BTF only when it was
+    // not checked.
+    let task_offsets = probes
+        .iter()
+        .find_map(|p| p.task_offsets)
+        .or_else(|| {
+            crate::btf::KernelBtf::from_sys()
+                .and_then(|btf| btf.task_offsets())
+                .ok()
+        })
         .map(|o| BTreeMap::from([("pid", o.pid), ("tgid", o.tgid)]));
     Ok(Check {
         kernel_release: crate::kernel_release(),
@@ -148,6 +158,7 @@ fn check_probe(options: &Options, kind: ProbeKind, progress: &mut impl FnMut(&st
         task_times: None,
         workloads: Vec::new(),
         pass: false,
+        task_offsets: None,
     };
     let probes = match attach(kind) {
         Ok(p) => p,
@@ -169,6 +180,7 @@ fn check_probe(options: &Options, kind: ProbeKind, progress: &mut impl FnMut(&st
         .iter()
         .map(|(m, why)| (m.key(), why.clone()))
         .collect();
+    check.task_offsets = probes.task_offsets;
     // Only the tp_btf probe keeps per-task timestamps.
     if probes.probe == ProbeKind::TpBtf {
         check.task_times = Some(if probes.task_storage {
@@ -279,7 +291,7 @@ pub fn compare(
         Some(seen),
         Some(truth),
         "-1 % .. +1 % + 200".into(),
-        within(seen, truth, 0.01, 0),
+        within(seen, truth, 0.01),
     );
     let wrong = delta.cpu_switches(cpu, other);
     item(
@@ -295,7 +307,7 @@ pub fn compare(
         Some(counts[0]),
         Some(outcome.voluntary),
         "-1 % .. +1 % + 200".into(),
-        within(counts[0], outcome.voluntary, 0.01, 0),
+        within(counts[0], outcome.voluntary, 0.01),
     );
     item(
         "preempted".into(),
@@ -373,10 +385,10 @@ pub fn compare(
 /// it is off the workload's CPU again) fall between the two reads.
 const SNAPSHOT_SKEW: u64 = 20;
 
-/// `seen` is within `-share .. +share + 200 + extra` of `truth`.
-fn within(seen: u64, truth: u64, share: f64, extra: u64) -> bool {
+/// `seen` is within `-share .. +share + 200` of `truth`.
+fn within(seen: u64, truth: u64, share: f64) -> bool {
     let (seen, truth) = (seen as f64, truth as f64);
-    seen >= (1.0 - share) * truth && seen <= (1.0 + share) * truth + 200.0 + extra as f64
+    seen >= (1.0 - share) * truth && seen <= (1.0 + share) * truth + 200.0
 }
 
 /// A number, or `-` where there is none.
@@ -459,11 +471,11 @@ mod tests {
 
     #[test]
     fn margins() {
-        assert!(within(1000, 1000, 0.01, 0));
-        assert!(within(990, 1000, 0.01, 0));
-        assert!(!within(989, 1000, 0.01, 0));
-        assert!(within(1210, 1000, 0.01, 0));
-        assert!(!within(1211, 1000, 0.01, 0));
-        assert!(within(0, 0, 0.01, 0));
+        assert!(within(1000, 1000, 0.01));
+        assert!(within(990, 1000, 0.01));
+        assert!(!within(989, 1000, 0.01));
+        assert!(within(1210, 1000, 0.01));
+        assert!(!within(1211, 1000, 0.01));
+        assert!(within(0, 0, 0.01));
     }
 }

@@ -174,6 +174,8 @@ pub struct Probes {
     /// Per-task timestamps are in task storage (else in an LRU hash by
     /// thread id, on kernels before 5.11).
     pub task_storage: bool,
+    /// The `task_struct` offsets loaded with, from kernel BTF (tp_btf only).
+    pub task_offsets: Option<TaskOffsets>,
 }
 
 /// Turns the BTF view of the cgroup chain and the wanted cgroup into the
@@ -485,6 +487,7 @@ impl Probes {
             probe: plan.probe,
             runq_from_sched_info: plan.sched_info.enabled != 0,
             task_storage,
+            task_offsets: (plan.probe == ProbeKind::TpBtf).then_some(plan.offsets),
         })
     }
 

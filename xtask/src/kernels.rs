@@ -92,17 +92,30 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// `--cgroup`: process switches in its reports, and the kernel's counts
+    /// of the ping-pong inside and of the one outside (0 where missing);
+    /// `None` when the reports are missing.
+    fn cgroup_counts(&self) -> Option<(u64, u64, u64)> {
+        let switches = |v: &Option<Value>| v.as_ref().and_then(|v| v["switches"].as_u64()).unwrap_or(0);
+        Some((self.cgroup.0?, switches(&self.cgroup.1), switches(&self.cgroup.2)))
+    }
+
+    /// Tracing without BTF said why and that it fell back.
+    fn told_no_btf(&self) -> bool {
+        self.no_btf_message
+            .as_deref()
+            .is_some_and(|m| m.contains("exposes no BTF") && m.contains("classic tracepoint"))
+    }
+
     /// `--cgroup` kept the ping-pong inside and left the one outside out:
     /// the reports' process switches are >= 99 % of the inner one's and at
     /// most 1 % + 200 more (less than the outer one's would add). The
     /// problem, if any.
     fn cgroup_problem(&self) -> Option<String> {
-        let (Some(seen), Some(inside), Some(outside)) = &self.cgroup else {
+        let (Some((seen, inside, outside)), Some(_), Some(_)) = (self.cgroup_counts(), &self.cgroup.1, &self.cgroup.2)
+        else {
             return Some("no result".into());
         };
-        let seen = *seen;
-        let inside = inside["switches"].as_u64().unwrap_or(0);
-        let outside = outside["switches"].as_u64().unwrap_or(0);
         let (lo, hi) = (0.99 * inside as f64, 1.01 * inside as f64 + 200.0);
         if inside == 0 || outside == 0 {
             Some(format!(
@@ -123,10 +136,7 @@ impl Outcome {
             && self.cgroup_problem().is_none()
             && passed(&self.with_btf)
             && passed(&self.without_btf)
-            && self
-                .no_btf_message
-                .as_deref()
-                .is_some_and(|m| m.contains("exposes no BTF") && m.contains("classic tracepoint"))
+            && self.told_no_btf()
     }
 }
 
@@ -753,11 +763,7 @@ fn table(outcomes: &[Outcome]) -> String {
                         format!("FAIL: {}", failures(p).join("; "))
                     };
                     if btf.starts_with("hidden") {
-                        let told = o
-                            .no_btf_message
-                            .as_deref()
-                            .is_some_and(|m| m.contains("exposes no BTF") && m.contains("classic tracepoint"));
-                        result += if told {
+                        result += if o.told_no_btf() {
                             "; without BTF tracer says so and falls back to it"
                         } else {
                             "; FAIL: tracing without BTF did not say why it fell back"
@@ -780,9 +786,7 @@ fn table(outcomes: &[Outcome]) -> String {
 fn cgroup_lines(outcomes: &[Outcome]) -> String {
     let mut md = String::new();
     for o in outcomes.iter().filter(|o| o.error.is_none()) {
-        let inside = o.cgroup.1.as_ref().and_then(|v| v["switches"].as_u64()).unwrap_or(0);
-        let outside = o.cgroup.2.as_ref().and_then(|v| v["switches"].as_u64()).unwrap_or(0);
-        let seen = o.cgroup.0.unwrap_or(0);
+        let (seen, inside, outside) = o.cgroup_counts().unwrap_or_default();
         let _ = writeln!(
             md,
             "- {}: `--cgroup` counted {seen} process switches for a ping-pong of {inside} inside (one outside made {outside}): {}",
