@@ -6,13 +6,7 @@ use super::*;
 #[test]
 #[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn cli_json_sees_the_workload() {
-    let mut child = Reaper(
-        tracer_cmd()
-            .args(["--json", "-d", "4s"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = spawn_tracer(["--json", "-d", "4s"]);
     // Give it time to attach (well under 1 s here), then run the workload.
     std::thread::sleep(Duration::from_millis(1500));
     let outcome = workload::run(&Spec::new(PingPong::Threads, workload_cpu(), ROUND_TRIPS)).unwrap();
@@ -46,13 +40,7 @@ fn cli_json_sees_the_workload() {
 #[test]
 #[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn interval_reports_one_line_each() {
-    let mut child = Reaper(
-        tracer_cmd()
-            .args(["--json", "-i", "400ms", "-d", "2s"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = spawn_tracer(["--json", "-i", "400ms", "-d", "2s"]);
     let stdout = child.0.stdout.take().unwrap();
     let lines: Vec<String> = BufReader::new(stdout).lines().map(Result::unwrap).collect();
     assert!(child.0.wait().unwrap().success());

@@ -174,14 +174,17 @@ fn prometheus_scrapes_the_live_tracer() {
         done.display(),
         release.display()
     );
-    let mut tracer = Reaper(
-        tracer_cmd()
-            .args(["--json", "--prometheus", &target, "--label", "workload=ping pong \"1\""])
-            .args(["--", "sh", "-c", &script])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut tracer = spawn_tracer([
+        "--json",
+        "--prometheus",
+        &target,
+        "--label",
+        "workload=ping pong \"1\"",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
 
     // The body, while it runs: valid for promtool, and in both formats.
     let mut body = String::new();
@@ -346,13 +349,7 @@ fn hdr_log_reads_back_with_the_reports_counts() {
     ensure_package("/usr/bin/java", "default-jre-headless");
     let dir = TempDir::new("hdrlog");
     let log = dir.0.join("tracer.hlog");
-    let mut tracer = Reaper(
-        tracer_cmd()
-            .args(["--json", "-i", "1s", "-d", "3500ms", "--hdr-log", log.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut tracer = spawn_tracer(["--json", "-i", "1s", "-d", "3500ms", "--hdr-log", log.to_str().unwrap()]);
     std::thread::sleep(Duration::from_millis(500));
     let truth = workload::run(&Spec::new(PingPong::Threads, workload_cpu(), 50_000))
         .unwrap()
@@ -406,6 +403,21 @@ fn hdr_log_reads_back_with_the_reports_counts() {
         rows.len()
     );
     assert!(thread_cost as f64 >= 0.99 * truth as f64, "{thread_cost} of {truth}");
+}
+
+/// Renders an SVG to a PNG that is not blank, in which the thread and the
+/// process colors each cover more than `min_pixels` pixels.
+fn assert_lines_visible(svg: &str, png: &Path, min_pixels: usize) {
+    let pixels = render_png(
+        svg,
+        png,
+        &[plot::class_color(Class::Thread), plot::class_color(Class::Process)],
+    );
+    eprintln!(
+        "PNG: thread-colored pixels {}, process-colored {}",
+        pixels[0], pixels[1]
+    );
+    assert!(pixels.iter().all(|&n| n > min_pixels), "lines not visible: {pixels:?}");
 }
 
 /// Renders an SVG to pixels and counts, per color, the pixels close to it.
@@ -472,13 +484,7 @@ fn hex(c: plotters::style::RGBColor) -> String {
 fn plot_has_a_line_per_class() {
     let dir = TempDir::new("plot");
     let svg_path = dir.0.join("tracer.svg");
-    let mut tracer = Reaper(
-        tracer_cmd()
-            .args(["--json", "-d", "3s", "--plot", svg_path.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut tracer = spawn_tracer(["--json", "-d", "3s", "--plot", svg_path.to_str().unwrap()]);
     std::thread::sleep(Duration::from_millis(500));
     for kind in [PingPong::Threads, PingPong::Processes] {
         workload::run(&Spec::new(kind, workload_cpu(), 30_000)).unwrap();
@@ -521,16 +527,7 @@ fn plot_has_a_line_per_class() {
         }
     }
     assert!(class_switches(&report, "thread") > 0 && class_switches(&report, "process") > 0);
-    let pixels = render_png(
-        &svg,
-        &dir.0.join("tracer.png"),
-        &[plot::class_color(Class::Thread), plot::class_color(Class::Process)],
-    );
-    eprintln!(
-        "PNG: thread-colored pixels {}, process-colored {}",
-        pixels[0], pixels[1]
-    );
-    assert!(pixels.iter().all(|&n| n > 500), "lines not visible: {pixels:?}");
+    assert_lines_visible(&svg, &dir.0.join("tracer.png"), 500);
 }
 
 /// `tracer bench --plot`: one chart with the thread and the process workload.
@@ -560,14 +557,5 @@ fn bench_plot_has_both_workloads() {
     for name in ["thread ping-pong", "process ping-pong"] {
         assert!(svg.contains(name), "no legend {name}");
     }
-    let pixels = render_png(
-        &svg,
-        &dir.0.join("bench.png"),
-        &[plot::class_color(Class::Thread), plot::class_color(Class::Process)],
-    );
-    eprintln!(
-        "PNG: thread-colored pixels {}, process-colored {}",
-        pixels[0], pixels[1]
-    );
-    assert!(pixels.iter().all(|&n| n > 300), "lines not visible: {pixels:?}");
+    assert_lines_visible(&svg, &dir.0.join("bench.png"), 300);
 }

@@ -16,24 +16,8 @@ fn command_tree_is_traced_and_nothing_else() {
     );
     let noise = Noise::start();
     std::thread::sleep(Duration::from_millis(200));
-    let out = tracer_cmd()
-        .args([
-            "--json",
-            "--per-process",
-            "--top",
-            "1000",
-            "-m",
-            "none",
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ])
-        .output()
-        .unwrap();
+    let (helpers, report) = per_process_run(&["--top", "1000", "-m", "none", "--", "sh", "-c", &script]);
     let noise_switches = noise.stop();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let (helpers, report) = split_output(&String::from_utf8(out.stdout).unwrap());
     assert_eq!(helpers.len(), 2, "{helpers:?}");
     let (threads, procs) = (&helpers[0], &helpers[1]);
     let truth_thread = threads["switches"].as_u64().unwrap();
@@ -62,14 +46,9 @@ fn command_tree_is_traced_and_nothing_else() {
     for helper in &helpers {
         let tgid = helper["tgid"].as_u64().unwrap();
         let kernel = helper["process_switches"].as_u64().unwrap();
-        let entry = procs_list
-            .iter()
-            .find(|p| p["tgid"].as_u64() == Some(tgid))
-            .unwrap_or_else(|| panic!("helper {tgid} missing from {procs_list:?}"));
-        let out_sum: u64 = ["thread", "process", "kernel", "idle"]
-            .iter()
-            .map(|c| entry["out"][c].as_u64().unwrap())
-            .sum();
+        let entry =
+            process_entry(&procs_list, tgid).unwrap_or_else(|| panic!("helper {tgid} missing from {procs_list:?}"));
+        let out_sum = switches_out(entry);
         // The kernel's count was read just before the helper printed and
         // exited; its last switches (printing, exiting threads) come after.
         assert!(
@@ -218,35 +197,23 @@ fn cgroup_filter_keeps_the_subtree() {
 #[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn churn_is_fully_accounted_per_process() {
     let exe = env!("CARGO_BIN_EXE_tracer");
-    let out = tracer_cmd()
-        .args([
-            "--json",
-            "--per-process",
-            "--top",
-            "100000",
-            "-m",
-            "all",
-            "--",
-            exe,
-            "churn",
-        ])
-        .args(["--threads", "60", "--processes", "60"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let (helpers, report) = split_output(&String::from_utf8(out.stdout).unwrap());
+    let (helpers, report) = per_process_run(&[
+        "--top",
+        "100000",
+        "-m",
+        "all",
+        "--",
+        exe,
+        "churn",
+        "--threads",
+        "60",
+        "--processes",
+        "60",
+    ]);
     parse_report(&report.to_string());
     let truth = &helpers[0];
     let procs = processes(&report);
-    let out_of = |tgid: u64| -> Option<u64> {
-        let p = procs.iter().find(|p| p["tgid"].as_u64() == Some(tgid))?;
-        Some(
-            ["thread", "process", "kernel", "idle"]
-                .iter()
-                .map(|c| p["out"][c].as_u64().unwrap())
-                .sum(),
-        )
-    };
+    let out_of = |tgid: u64| process_entry(&procs, tgid).map(switches_out);
     let tgid = truth["tgid"].as_u64().unwrap();
     let threads = truth["threads"].as_u64().unwrap();
     let (seen, kernel) = (out_of(tgid).unwrap(), truth["self_switches"].as_u64().unwrap());
@@ -325,27 +292,12 @@ fn exec_renames_the_process_with_both_probes() {
         workload_cpu()
     );
     for probe in ["tp_btf", "tracepoint"] {
-        let out = tracer_cmd()
-            .args([
-                "--json",
-                "--per-process",
-                "--top",
-                "1000",
-                "-m",
-                "none",
-                "--probe",
-                probe,
-            ])
-            .args(["--", "sh", "-c", &script])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let (helpers, report) = split_output(&String::from_utf8(out.stdout).unwrap());
+        let (helpers, report) = per_process_run(&[
+            "--top", "1000", "-m", "none", "--probe", probe, "--", "sh", "-c", &script,
+        ]);
         let tgid = helpers[0]["tgid"].as_u64().unwrap();
         let procs_list = processes(&report);
-        let entry = procs_list
-            .iter()
-            .find(|p| p["tgid"].as_u64() == Some(tgid))
+        let entry = process_entry(&procs_list, tgid)
             .unwrap_or_else(|| panic!("{probe}: process {tgid} missing from {procs_list:?}"));
         eprintln!("{probe}: process {tgid} reported as {}", entry["comm"]);
         assert_eq!(entry["comm"], "tracer", "{probe}: the name before exec stuck");

@@ -154,6 +154,11 @@ fn tracer_cmd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tracer"))
 }
 
+/// Starts tracer with `args` and its stdout piped; killed and reaped on drop.
+fn spawn_tracer<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Reaper {
+    Reaper(tracer_cmd().args(args).stdout(Stdio::piped()).spawn().unwrap())
+}
+
 fn parse_report(line: &str) -> Value {
     let v = parse_report_any_probe(line);
     assert_eq!(v["probe"], "tp_btf");
@@ -204,8 +209,33 @@ fn split_output(stdout: &str) -> (Vec<Value>, Value) {
     (helpers, report.unwrap_or_else(|| panic!("no report in: {stdout}")))
 }
 
+/// Runs `tracer --json --per-process <args>` to its end (`args` ends with
+/// `-- COMMAND`); returns the helpers' JSON lines and the report.
+fn per_process_run(args: &[&str]) -> (Vec<Value>, Value) {
+    let out = tracer_cmd()
+        .args(["--json", "--per-process"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    split_output(&String::from_utf8(out.stdout).unwrap())
+}
+
 fn processes(report: &Value) -> Vec<Value> {
     report["processes"].as_array().expect("processes").clone()
+}
+
+/// The per-process row of `tgid`, if the report has it.
+fn process_entry(procs: &[Value], tgid: u64) -> Option<&Value> {
+    procs.iter().find(|p| p["tgid"].as_u64() == Some(tgid))
+}
+
+/// A per-process row's switches out, over every class.
+fn switches_out(entry: &Value) -> u64 {
+    ["thread", "process", "kernel", "idle"]
+        .iter()
+        .map(|c| entry["out"][c].as_u64().unwrap())
+        .sum()
 }
 
 fn class_switches(report: &Value, class: &str) -> u64 {
@@ -290,14 +320,7 @@ impl TwoHelpers {
     /// Starts tracer with `args`, lets both helpers run, stops tracer.
     fn run_under(mut self, args: &[&str]) -> TwoHelpersRun {
         use std::io::Write as _;
-        let mut tracer = Reaper(
-            tracer_cmd()
-                .arg("--json")
-                .args(args)
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
+        let mut tracer = spawn_tracer(["--json"].iter().chain(args));
         std::thread::sleep(Duration::from_millis(1500));
         for h in [&mut self.wanted, &mut self.unwanted] {
             h.0.stdin.take().unwrap().write_all(b"go\n").unwrap();

@@ -19,7 +19,7 @@ fn programs_detach_when_probes_drop() {
 fn signals_end_with_a_final_report() {
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let before = our_programs();
-        let mut child = Reaper(tracer_cmd().arg("--json").stdout(Stdio::piped()).spawn().unwrap());
+        let mut child = spawn_tracer(["--json"]);
         std::thread::sleep(Duration::from_millis(1500));
         let ours: BTreeSet<u32> = our_programs().difference(&before).copied().collect();
         assert_eq!(ours.len(), 2, "tracer did not attach: {ours:?}");
@@ -148,15 +148,7 @@ fn sigkill_leaves_nothing_behind() {
 #[test]
 #[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn two_instances_both_count_correctly() {
-    let start = || {
-        Reaper(
-            tracer_cmd()
-                .args(["--json", "-d", "4s"])
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        )
-    };
+    let start = || spawn_tracer(["--json", "-d", "4s"]);
     let (mut a, mut b) = (start(), start());
     std::thread::sleep(Duration::from_millis(1500));
     let truth = workload::run(&Spec::new(PingPong::Threads, workload_cpu(), ROUND_TRIPS))
@@ -243,13 +235,7 @@ fn hostile_process_names_are_escaped() {
 #[test]
 #[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn self_stats_report_the_programs() {
-    let mut child = Reaper(
-        tracer_cmd()
-            .args(["--json", "--self-stats", "-d", "3s"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = spawn_tracer(["--json", "--self-stats", "-d", "3s"]);
     std::thread::sleep(Duration::from_millis(1200));
     let truth = workload::run(&Spec::new(PingPong::Threads, workload_cpu(), 20_000))
         .unwrap()
