@@ -267,6 +267,7 @@ pub const PROG_SCHED_PROCESS_FREE: &str = "sched_process_free";
 pub const PROG_SCHED_PROCESS_EXEC: &str = "sched_process_exec";
 /// The empty program that measures the floor of overhead benchmarks.
 pub const PROG_FLOOR_SWITCH: &str = "floor_switch";
+pub const PROG_FLOOR_EXIT: &str = "floor_exit";
 /// Classic-tracepoint probe programs.
 pub const PROG_TP_SCHED_SWITCH: &str = "tp_sched_switch";
 pub const PROG_RAW_SCHED_EXIT: &str = "raw_sched_exit";

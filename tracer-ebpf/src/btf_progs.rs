@@ -118,6 +118,13 @@ pub fn floor_switch(_ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+/// The second floor: an empty program on sched_exit_tp, with `floor_switch`
+/// what any two programs per switch cost before they do anything.
+#[btf_tracepoint(function = "sched_exit_tp")]
+pub fn floor_exit(_ctx: BtfTracePointContext) -> i32 {
+    0
+}
+
 // include/trace/events/sched.h (Linux >= 6.16), a bare tracepoint:
 //   DECLARE_TRACE(sched_exit, TP_PROTO(bool is_switch), ...)
 // traced as `sched_exit_tp`, in the incoming task at the end of __schedule()

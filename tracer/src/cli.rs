@@ -222,9 +222,17 @@ pub enum Command {
     #[command(hide = true)]
     SoakLoad(SoakLoadArgs),
     /// For overhead benchmarks: attach only an empty program on sched_switch
-    /// until SIGINT/SIGTERM.
+    /// (and with --with-exit one on sched_exit_tp) until SIGINT/SIGTERM.
     #[command(hide = true)]
-    Floor,
+    Floor(FloorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FloorArgs {
+    /// Also attach an empty program on sched_exit_tp: the floor of two
+    /// programs per switch.
+    #[arg(long)]
+    pub with_exit: bool,
 }
 
 #[derive(Debug, Args)]

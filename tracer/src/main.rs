@@ -43,8 +43,8 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             ping_pong(args)?;
             return Ok(0);
         }
-        Some(Command::Floor) => {
-            let _floor = tracer::probe::attach_floor()?;
+        Some(Command::Floor(args)) => {
+            let _floor = tracer::probe::attach_floor(args.with_exit)?;
             // SAFETY: an empty, then filled, signal set; sigwait blocks this
             // (only) thread until SIGINT or SIGTERM arrives.
             unsafe {

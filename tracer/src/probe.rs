@@ -55,9 +55,10 @@ fn ebpf_object() -> (&'static [u8], bool) {
     }
 }
 
-/// Loads and attaches only the empty `floor_switch` program on sched_switch,
-/// for overhead benchmarks; detached when the returned value drops.
-pub fn attach_floor() -> Result<Ebpf, ProbeError> {
+/// Loads and attaches only the empty `floor_switch` program on sched_switch
+/// (and `floor_exit` on sched_exit_tp when `with_exit`), for overhead
+/// benchmarks; detached when the returned value drops.
+pub fn attach_floor(with_exit: bool) -> Result<Ebpf, ProbeError> {
     privilege::check()?;
     let btf = aya::Btf::from_sys_fs()?;
     let mut ebpf = EbpfLoader::new()
@@ -65,6 +66,9 @@ pub fn attach_floor() -> Result<Ebpf, ProbeError> {
         .allow_unsupported_maps()
         .load(ebpf_object().0)?;
     attach_tp_btf(&mut ebpf, tracer_common::maps::PROG_FLOOR_SWITCH, "sched_switch", &btf)?;
+    if with_exit {
+        attach_tp_btf(&mut ebpf, tracer_common::maps::PROG_FLOOR_EXIT, SCHED_EXIT_TP, &btf)?;
+    }
     Ok(ebpf)
 }
 

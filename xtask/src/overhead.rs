@@ -43,6 +43,11 @@ const VARIANTS: &[Variant] = &[
         warmup_ms: 1500,
     },
     Variant {
+        name: "floor: empty tp_btf programs on sched_switch and sched_exit_tp",
+        beside: Some(("tracer", &["floor", "--with-exit"])),
+        warmup_ms: 1500,
+    },
+    Variant {
         name: "tracer -m none (classify + count)",
         beside: Some(("tracer", &["--json", "-m", "none"])),
         warmup_ms: 1500,
@@ -101,10 +106,13 @@ fn median(v: &mut [f64]) -> f64 {
     v[(v.len() - 1) / 2]
 }
 
+/// The two workloads, both pinned to one CPU: (label, `--kind`).
+const WORKLOADS: [(&str, &str); 2] = [("process", "processes"), ("thread", "threads")];
+
 /// One run of the workload: (elapsed ns, switches).
-fn workload(tracer: &Path, cpu: usize, round_trips: u64) -> anyhow::Result<(u64, u64)> {
+fn workload(tracer: &Path, kind: &str, cpu: usize, round_trips: u64) -> anyhow::Result<(u64, u64)> {
     let out = Command::new(tracer)
-        .args(["ping-pong", "--kind", "processes", "--cpu", &cpu.to_string()])
+        .args(["ping-pong", "--kind", kind, "--cpu", &cpu.to_string()])
         .args(["--round-trips", &round_trips.to_string()])
         .output()?;
     if !out.status.success() {
@@ -138,12 +146,20 @@ pub fn install_peers() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One variant's result on one workload.
+struct Row {
+    name: &'static str,
+    median_ns: f64,
+    slowdown: f64,
+    added_ns: f64,
+}
+
 pub fn bench(tracer: &Path, rounds: usize, round_trips: u64, out_dir: &Path) -> anyhow::Result<()> {
     // PATH for root-installed tools (sbin).
     let path = std::env::var("PATH").unwrap_or_default();
     // SAFETY: single-threaded at this point.
     unsafe { std::env::set_var("PATH", format!("{path}:/usr/sbin:/sbin")) };
-    let variants: Vec<&Variant> = VARIANTS
+    let mut variants: Vec<&Variant> = VARIANTS
         .iter()
         .filter(|v| {
             let ok = v.beside.is_none_or(|(program, _)| available(program));
@@ -158,14 +174,16 @@ pub fn bench(tracer: &Path, rounds: usize, round_trips: u64, out_dir: &Path) -> 
         .collect();
     let cpu = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
     eprintln!(
-        "xtask: {rounds} rounds of {} variants, pinned process ping-pong of {round_trips} round trips on CPU {cpu}",
+        "xtask: {rounds} rounds of {} variants, pinned process and thread ping-pongs of {round_trips} round trips on CPU {cpu}",
         variants.len()
     );
-    // elapsed[variant][round], switches[variant][round]
-    let mut elapsed = vec![Vec::new(); variants.len()];
-    let mut switches = vec![Vec::new(); variants.len()];
+    // elapsed[workload][variant][round], switches[workload][round] (untraced)
+    let mut elapsed = vec![vec![Vec::new(); variants.len()]; WORKLOADS.len()];
+    let mut switches = vec![Vec::new(); WORKLOADS.len()];
     for round in 0..rounds {
-        for (i, v) in variants.iter().enumerate() {
+        let mut i = 0;
+        while i < variants.len() {
+            let v = variants[i];
             let _beside = match v.beside {
                 None => None,
                 Some((program, args)) => {
@@ -181,59 +199,95 @@ pub fn bench(tracer: &Path, rounds: usize, round_trips: u64, out_dir: &Path) -> 
                         .spawn()
                         .with_context(|| format!("starting {}", v.name))?;
                     std::thread::sleep(Duration::from_millis(v.warmup_ms));
-                    Some(Background(child))
+                    let mut child = Background(child);
+                    if let Some(status) = child.0.try_wait()? {
+                        // A variant that cannot run here (e.g. no sched_exit_tp)
+                        // is left out of every round, not measured as untraced.
+                        eprintln!("xtask: skipping `{}`: it exited ({status}) before the workload", v.name);
+                        if round > 0 {
+                            bail!("`{}` ran in an earlier round but exited in round {}", v.name, round + 1);
+                        }
+                        variants.remove(i);
+                        for w in &mut elapsed {
+                            w.remove(i);
+                        }
+                        continue;
+                    }
+                    Some(child)
                 }
             };
-            let (ns, n) = workload(tracer, cpu, round_trips)?;
-            elapsed[i].push(ns as f64);
-            switches[i].push(n as f64);
+            for (w, (_, kind)) in WORKLOADS.iter().enumerate() {
+                let (ns, n) = workload(tracer, kind, cpu, round_trips)?;
+                elapsed[w][i].push(ns as f64);
+                if v.beside.is_none() {
+                    switches[w].push(n as f64);
+                }
+            }
+            i += 1;
         }
         eprintln!("xtask: round {}/{rounds} done", round + 1);
     }
 
-    let base_switches = median(&mut switches[0].clone());
-    let mut rows = Vec::new();
-    for (i, v) in variants.iter().enumerate() {
-        let med = median(&mut elapsed[i].clone());
-        let mut ratios: Vec<f64> = elapsed[i].iter().zip(&elapsed[0]).map(|(x, u)| x / u).collect();
-        let slowdown = median(&mut ratios);
-        // Paired like the ratios: per round, this variant minus untraced.
-        let mut diffs: Vec<f64> = elapsed[i]
-            .iter()
-            .zip(&elapsed[0])
-            .map(|(x, u)| (x - u) / base_switches)
-            .collect();
-        let added = median(&mut diffs);
-        rows.push((v.name, med, slowdown, added));
-    }
-
-    let mut table = String::new();
-    let _ = writeln!(
-        table,
-        "| variant | median elapsed | slowdown (median of per-round ratios) | ns added per switch (median of per-round differences) |"
-    );
-    let _ = writeln!(table, "|---|---|---|---|");
-    for (name, med, slowdown, added) in &rows {
-        let _ = writeln!(table, "| {name} | {:.1} ms | {slowdown:.3}x | {added:.0} |", med / 1e6);
-    }
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let md = format!(
-        "# tracer overhead\n\nPinned process ping-pong, {round_trips} round trips (~{:.0} switches) on CPU {cpu}, {rounds} rounds, variants round-robin; kernel {}.\n\n{table}",
-        base_switches,
+    let mut md = format!(
+        "# tracer overhead\n\nPinned ping-pongs of {round_trips} round trips on CPU {cpu}, {rounds} rounds, variants round-robin; kernel {}.\n",
         kernel.trim()
     );
-    let json_rows: Vec<String> = rows
-        .iter()
-        .map(|(name, med, slowdown, added)| {
-            format!(
-                "{{\"variant\":\"{name}\",\"median_elapsed_ns\":{med:.0},\"slowdown\":{slowdown:.4},\"ns_added_per_switch\":{added:.1}}}"
-            )
-        })
-        .collect();
+    let mut json_workloads = Vec::new();
+    for (w, (label, _)) in WORKLOADS.iter().enumerate() {
+        let base_switches = median(&mut switches[w].clone());
+        let rows: Vec<Row> = variants
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let ratios: Vec<f64> = elapsed[w][i].iter().zip(&elapsed[w][0]).map(|(x, u)| x / u).collect();
+                // Paired like the ratios: per round, this variant minus untraced.
+                let diffs: Vec<f64> = elapsed[w][i]
+                    .iter()
+                    .zip(&elapsed[w][0])
+                    .map(|(x, u)| (x - u) / base_switches)
+                    .collect();
+                Row {
+                    name: v.name,
+                    median_ns: median(&mut elapsed[w][i].clone()),
+                    slowdown: median(&mut ratios.clone()),
+                    added_ns: median(&mut diffs.clone()),
+                }
+            })
+            .collect();
+        let _ = write!(
+            md,
+            "\n## {label} ping-pong (~{base_switches:.0} switches)\n\n| variant | median elapsed | slowdown (median of per-round ratios) | ns added per switch (median of per-round differences) |\n|---|---|---|---|\n"
+        );
+        for r in &rows {
+            let _ = writeln!(
+                md,
+                "| {} | {:.1} ms | {:.3}x | {:.0} |",
+                r.name,
+                r.median_ns / 1e6,
+                r.slowdown,
+                r.added_ns
+            );
+        }
+        let _ = write!(md, "\n{}", verdict(&rows));
+        let json_rows: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{{\"variant\":\"{}\",\"median_elapsed_ns\":{:.0},\"slowdown\":{:.4},\"ns_added_per_switch\":{:.1}}}",
+                    r.name, r.median_ns, r.slowdown, r.added_ns
+                )
+            })
+            .collect();
+        json_workloads.push(format!(
+            "{{\"workload\":\"{label}\",\"switches\":{base_switches:.0},\"variants\":[{}]}}",
+            json_rows.join(",")
+        ));
+    }
     let json = format!(
-        "{{\"rounds\":{rounds},\"round_trips\":{round_trips},\"switches\":{base_switches:.0},\"kernel\":\"{}\",\"variants\":[{}]}}\n",
+        "{{\"rounds\":{rounds},\"round_trips\":{round_trips},\"kernel\":\"{}\",\"workloads\":[{}]}}\n",
         kernel.trim(),
-        json_rows.join(",")
+        json_workloads.join(",")
     );
     fs::create_dir_all(out_dir)?;
     fs::write(out_dir.join("bench-overhead.md"), &md)?;
@@ -241,4 +295,47 @@ pub fn bench(tracer: &Path, rounds: usize, round_trips: u64, out_dir: &Path) -> 
     println!("{md}");
     eprintln!("xtask: wrote {}/bench-overhead.{{md,json}}", out_dir.display());
     Ok(())
+}
+
+/// The targets, each against floors and peers measured in the same run: met
+/// or missed, and by how much.
+fn verdict(rows: &[Row]) -> String {
+    let find = |prefix: &str| rows.iter().find(|r| r.name.starts_with(prefix));
+    let mut out = String::new();
+    let mut line = |what: String, value: f64, limit: f64, unit: &str| {
+        let state = if value <= limit { "met" } else { "missed" };
+        let digits = if unit == "x" { 3 } else { 0 };
+        let _ = writeln!(
+            out,
+            "- {what}: {value:.digits$}{unit} vs {limit:.digits$}{unit}: {state}"
+        );
+    };
+    if let (Some(floor), Some(none)) = (find("floor: empty tp_btf program on"), find("tracer -m none")) {
+        line(
+            "classify + count, ns added within 1.5x of the one-program floor's".into(),
+            none.added_ns,
+            1.5 * floor.added_ns,
+            " ns",
+        );
+    }
+    if let (Some(floor), Some(switch)) = (find("floor: empty tp_btf programs"), find("tracer -m switch")) {
+        line(
+            "+ switch cost, ns added within 1.5x of the two-program floor's".into(),
+            switch.added_ns,
+            1.5 * floor.added_ns,
+            " ns",
+        );
+    }
+    if let Some(default) = find("tracer (default") {
+        line("default slowdown at most 1.10x".into(), default.slowdown, 1.10, "x");
+        for peer in rows.iter().filter(|r| r.name.starts_with("peer:")) {
+            line(
+                format!("default slowdown below `{}`", peer.name.trim_start_matches("peer: ")),
+                default.slowdown,
+                peer.slowdown,
+                "x",
+            );
+        }
+    }
+    out
 }
