@@ -176,6 +176,18 @@ pub struct TaskTimes {
     pub runq_since: u64,
 }
 
+/// Map: when each thread last left a CPU (`bpf_ktime_get_ns()`), indexed by
+/// thread id, for `offcpu_ns`; 0 when not known (not seen yet, or exited).
+/// The CLI sizes it to the kernel's `pid_max`, at most this many entries
+/// (8 bytes each: 256 KiB at the usual 32,768, 8 MiB at the cap). Threads
+/// with higher ids keep theirs in `TASK_TIMES`.
+pub const OFFCPU_SINCE_MAP: &str = "OFFCPU_SINCE";
+pub const MAX_OFFCPU_TIDS: u32 = 1 << 20;
+
+/// `TASK_DEAD` (include/linux/sched.h, the same value since Linux 4.14): the
+/// state of a task at its last switch-out.
+pub const TASK_DEAD: u32 = 0x0080;
+
 /// Map: `PerCpuArray<CpuState>`, one entry (counters and per-CPU state).
 pub const CPU_MAP: &str = "CPU";
 /// Map: `PerCpuArray<Histogram>`, one entry per metric and class

@@ -9,13 +9,14 @@ use aya_ebpf::{
 use aya_log_ebpf::error;
 use tracer_common::{
     class::is_voluntary,
-    maps::{Metric, PREV_STATE_FROM_ARGUMENT},
+    maps::{Metric, PREV_STATE_FROM_ARGUMENT, TASK_DEAD},
 };
 
 use crate::{
     account::{Traced, cpu_state, on_switch, on_switch_end, record},
     state::{
-        COMMS, FOLLOW_CHILDREN, PROCS, SCHED_INFO, TASK_COMM_OFFSET, TASK_PREV_STATE_OFFSET, TGIDS, global, measures,
+        COMMS, FOLLOW_CHILDREN, OFFCPU_SINCE, PROCS, SCHED_INFO, TASK_COMM_OFFSET, TASK_PREV_STATE_OFFSET, TGIDS,
+        global, measures,
     },
     task::{BtfTask, Task, task_field},
     times,
@@ -84,31 +85,66 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), &'static str> {
     }
     // Idle tasks are never off-CPU or queued in the usual sense: skip them,
     // and the tasks the filters leave out.
+    let offcpu = measures(Metric::Offcpu);
     if prev_ids.pid != 0 && prev_selected {
-        // SAFETY: `prev` is a trusted tp_btf task pointer; used in this run only.
-        if let Some(times) = unsafe { times::get(prev.0, prev_ids.pid as u32, true) } {
-            times.offcpu_since = now;
-            if runq_from_task_times {
-                // Still runnable (preempted or yielding): it waits in the run queue from now.
-                times.runq_since = if prev_state == 0 { now } else { 0 };
+        let pid = prev_ids.pid as u32;
+        // At its last switch-out a task is forgotten, so that a thread that
+        // gets its id later starts afresh.
+        let since = if prev_state & TASK_DEAD != 0 { 0 } else { now };
+        let in_array = offcpu && stamp_offcpu(pid, since);
+        if (offcpu && !in_array) || runq_from_task_times {
+            // SAFETY: `prev` is a trusted tp_btf task pointer; used in this run only.
+            if let Some(times) = unsafe { times::get(prev.0, pid, true) } {
+                if offcpu && !in_array {
+                    times.offcpu_since = since;
+                }
+                if runq_from_task_times {
+                    // Still runnable (preempted or yielding): it waits in the run queue from now.
+                    times.runq_since = if prev_state == 0 { now } else { 0 };
+                }
             }
         }
     }
     if next_ids.pid != 0 && next_selected {
-        // SAFETY: `next` is a trusted tp_btf task pointer; used in this run only.
-        if let Some(times) = unsafe { times::get(next.0, next_ids.pid as u32, false) } {
-            if measures(Metric::Offcpu) && times.offcpu_since != 0 {
-                record(Metric::Offcpu, class, now.saturating_sub(times.offcpu_since))?;
-            }
-            if runq_from_task_times {
-                if times.runq_since != 0 {
-                    record(Metric::Runq, class, now.saturating_sub(times.runq_since))?;
+        let pid = next_ids.pid as u32;
+        let (mut since, in_array) = match offcpu.then(|| OFFCPU_SINCE.get(pid)).flatten() {
+            Some(&since) => (since, true),
+            None => (0, false),
+        };
+        if (offcpu && !in_array) || runq_from_task_times {
+            // SAFETY: `next` is a trusted tp_btf task pointer; used in this run only.
+            if let Some(times) = unsafe { times::get(next.0, pid, false) } {
+                if offcpu && !in_array {
+                    since = times.offcpu_since;
                 }
-                times.runq_since = 0;
+                if runq_from_task_times {
+                    if times.runq_since != 0 {
+                        record(Metric::Runq, class, now.saturating_sub(times.runq_since))?;
+                    }
+                    times.runq_since = 0;
+                }
             }
+        }
+        if since != 0 {
+            record(Metric::Offcpu, class, now.saturating_sub(since))?;
         }
     }
     Ok(())
+}
+
+/// Stamps when thread `pid` left its CPU in `OFFCPU_SINCE`; false when the
+/// id is beyond the array (then the task's own storage keeps it).
+#[inline(always)]
+fn stamp_offcpu(pid: u32, since: u64) -> bool {
+    match OFFCPU_SINCE.get_ptr_mut(pid) {
+        Some(slot) => {
+            // SAFETY: a live array element; each thread switches out on one
+            // CPU at a time, and a torn read is impossible for an aligned u64.
+            unsafe { *slot = since };
+            true
+        }
+        None => false,
+    }
 }
 
 /// The floor for overhead benchmarks: an empty program on sched_switch. What

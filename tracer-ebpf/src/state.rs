@@ -8,8 +8,8 @@ use tracer_common::{
     class::NUM_CLASSES,
     hist::Histogram,
     maps::{
-        CgroupFilter, CpuState, MAX_CPUS, MAX_PROCS, MAX_TASKS, MAX_TGIDS, MAX_TIDS, Metric, NUM_METRICS,
-        PREV_STATE_FROM_ARGUMENT, ProcCounts, SchedInfo, TracepointLayout,
+        CgroupFilter, CpuState, MAX_CPUS, MAX_OFFCPU_TIDS, MAX_PROCS, MAX_TASKS, MAX_TGIDS, MAX_TIDS, Metric,
+        NUM_METRICS, PREV_STATE_FROM_ARGUMENT, ProcCounts, SchedInfo, TracepointLayout,
     },
 };
 
@@ -78,6 +78,10 @@ pub static PER_PROCESS: u8 = 0;
 /// Non-zero to add children of traced processes to `TGIDS` (`-- COMMAND`).
 #[unsafe(no_mangle)]
 pub static FOLLOW_CHILDREN: u8 = 0;
+
+/// When each thread last left a CPU, by thread id (see `OFFCPU_SINCE_MAP`).
+#[map]
+pub static OFFCPU_SINCE: Array<u64> = Array::with_max_entries(MAX_OFFCPU_TIDS, 0);
 
 #[map]
 pub static CPU: PerCpuArray<CpuState> = PerCpuArray::with_max_entries(1, 0);

@@ -27,6 +27,8 @@ pub struct Options {
     pub cpu: usize,
     /// The probes to check, in order.
     pub probes: Vec<ProbeKind>,
+    /// See [`ProbeOptions::offcpu_slots`].
+    pub offcpu_slots: Option<u32>,
 }
 
 /// One comparison of a tracer number with the kernel's.
@@ -160,7 +162,7 @@ fn check_probe(options: &Options, kind: ProbeKind, progress: &mut impl FnMut(&st
         pass: false,
         task_offsets: None,
     };
-    let probes = match attach(kind) {
+    let probes = match attach(kind, options.offcpu_slots) {
         Ok(p) => p,
         // Not root: nothing can be checked at all.
         Err(e @ ProbeError::Privilege(_)) => return Err(e.into()),
@@ -220,8 +222,9 @@ fn check_probe(options: &Options, kind: ProbeKind, progress: &mut impl FnMut(&st
 /// CPU are still counted, but the latencies measured are the workload's
 /// own, which the kernel's accounting of the workload can be held to on a
 /// busy machine.
-pub fn attach(kind: ProbeKind) -> Result<Probes, ProbeError> {
+pub fn attach(kind: ProbeKind, offcpu_slots: Option<u32>) -> Result<Probes, ProbeError> {
     Probes::attach(ProbeOptions {
+        offcpu_slots,
         metrics: MetricSet::ALL,
         probe: kind,
         filter: Filter {

@@ -252,6 +252,12 @@ pub struct CheckArgs {
     /// Print JSON (one object) instead of the table.
     #[arg(long)]
     pub json: bool,
+
+    /// Off-CPU timestamp slots by thread id (default: the kernel's
+    /// pid_max); threads with higher ids keep theirs in task storage. For
+    /// tests of that path.
+    #[arg(long, hide = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub offcpu_slots: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

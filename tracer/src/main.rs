@@ -112,6 +112,7 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
             CheckProbeArg::TpBtf => vec![ProbeKind::TpBtf],
             CheckProbeArg::Tracepoint => vec![ProbeKind::Tracepoint],
         },
+        offcpu_slots: args.offcpu_slots,
     };
     let quiet = args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
     let result = check::run(&options, |step| {

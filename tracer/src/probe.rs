@@ -16,11 +16,11 @@ use tracer_common::{
         COMMS_MAP, CPU_MAP, CPUS_MAP, CgroupFilter, CpuState, FILTER_TGID, GLOBAL_CGROUP, GLOBAL_COMM,
         GLOBAL_COMM_OFFSET, GLOBAL_FILTER, GLOBAL_FLAGS_OFFSET, GLOBAL_FOLLOW_CHILDREN, GLOBAL_METRICS,
         GLOBAL_PER_PROCESS, GLOBAL_PID_OFFSET, GLOBAL_PREV_STATE_OFFSET, GLOBAL_SCHED_INFO, GLOBAL_TGID_OFFSET,
-        GLOBAL_TP_LAYOUT, HISTS_MAP, PREV_STATE_FROM_ARGUMENT, PROCS_MAP, PROG_RAW_SCHED_EXIT, PROG_SCHED_EXIT,
-        PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_FORK, PROG_SCHED_PROCESS_FREE, PROG_SCHED_SWITCH,
-        PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, PROG_TP_PROCESS_EXEC, PROG_TP_PROCESS_FREE, PROG_TP_SCHED_SWITCH,
-        PROG_TP_TASK_NEWTASK, ProcCounts, SchedInfo, TASK_KTHREAD_BIT, TASK_TIMES_MAP, TASKS_MAP, TGIDS_MAP, TIDS_MAP,
-        TracepointLayout,
+        GLOBAL_TP_LAYOUT, HISTS_MAP, MAX_OFFCPU_TIDS, OFFCPU_SINCE_MAP, PREV_STATE_FROM_ARGUMENT, PROCS_MAP,
+        PROG_RAW_SCHED_EXIT, PROG_SCHED_EXIT, PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_FORK,
+        PROG_SCHED_PROCESS_FREE, PROG_SCHED_SWITCH, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, PROG_TP_PROCESS_EXEC,
+        PROG_TP_PROCESS_FREE, PROG_TP_SCHED_SWITCH, PROG_TP_TASK_NEWTASK, ProcCounts, SchedInfo, TASK_KTHREAD_BIT,
+        TASK_TIMES_MAP, TASKS_MAP, TGIDS_MAP, TIDS_MAP, TracepointLayout,
     },
 };
 
@@ -146,6 +146,10 @@ pub struct ProbeOptions {
     /// Count switches per process.
     pub per_process: bool,
     pub probe: ProbeKind,
+    /// Off-CPU timestamp slots indexed by thread id; `None`: one per id the
+    /// kernel hands out (`pid_max`, capped). Threads beyond them use task
+    /// storage; tests shrink it to check that path.
+    pub offcpu_slots: Option<u32>,
 }
 
 /// The per-process counters and the process names.
@@ -334,6 +338,16 @@ impl Plan {
             // The LRU hash of per-task timestamps is not used: keep it tiny.
             loader.map_max_entries(TASK_TIMES_MAP, 1);
         }
+        // Off-CPU timestamps by thread id: one slot per id the kernel can
+        // hand out, up to the cap; none when off-CPU time is not measured.
+        let offcpu_slots = if self.measured.contains(Metric::Offcpu) {
+            opts.offcpu_slots
+                .or_else(crate::sys::pid_max)
+                .map_or(MAX_OFFCPU_TIDS, |n| n.clamp(1, MAX_OFFCPU_TIDS))
+        } else {
+            1
+        };
+        loader.map_max_entries(OFFCPU_SINCE_MAP, offcpu_slots);
         if !opts.per_process {
             // Per-CPU rows for 16,384 processes add up on a many-CPU host.
             loader.map_max_entries(PROCS_MAP, 1);

@@ -111,6 +111,7 @@ pub async fn trace(cli: &Cli) -> Result<u8, RunError> {
         filter: filter.clone(),
         per_process: cli.per_process,
         probe: cli.probe.into(),
+        offcpu_slots: None,
     })?;
     for note in &probes.notes {
         eprintln!("tracer: {note}");

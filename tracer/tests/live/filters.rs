@@ -116,8 +116,8 @@ fn cpu_and_comm_filters() {
         let probes = Probes::attach(ProbeOptions {
             metrics: MetricSet::ALL,
             filter,
-            per_process: false,
             probe: ProbeKind::TpBtf,
+            ..Default::default()
         })
         .unwrap();
         let before = probes.snapshot().unwrap();
@@ -263,8 +263,8 @@ fn tid_filter_keeps_one_thread() {
     let probes = Probes::attach(ProbeOptions {
         metrics: MetricSet::NONE,
         filter,
-        per_process: false,
         probe: ProbeKind::TpBtf,
+        ..Default::default()
     })
     .unwrap();
     let before = probes.snapshot().unwrap();

@@ -57,7 +57,7 @@ fn attach_with(probe: ProbeKind) -> Probes {
 /// does); returns what the kernel counted and what the tracer saw on the
 /// workload's CPU over the same span.
 fn traced(kind: PingPong, probe: ProbeKind) -> (Outcome, Snapshot, Probes) {
-    let probes = tracer::check::attach(probe).unwrap_or_else(|e| panic!("cannot attach: {e}"));
+    let probes = tracer::check::attach(probe, None).unwrap_or_else(|e| panic!("cannot attach: {e}"));
     let cpus = [workload_cpu()];
     let before = probes.snapshot_cpus(Some(&cpus)).unwrap();
     let outcome = workload::run(&Spec::new(kind, workload_cpu(), ROUND_TRIPS)).unwrap();
@@ -74,6 +74,7 @@ fn check_class(kind: PingPong, expected: Class, other: Class, probe: ProbeKind) 
         round_trips: ROUND_TRIPS,
         cpu: workload_cpu(),
         probes: vec![probe],
+        offcpu_slots: None,
     };
     let check = tracer::check::compare(kind, &options, &outcome, &delta, &probes);
     assert_eq!(check.class, expected.name());

@@ -272,46 +272,59 @@ fn self_stats_report_the_programs() {
 /// (likely X+1). Classified by the old owners, those switches would be
 /// thread switches (both tids were one process); they must be process
 /// switches, with both probes. Retried when another fork takes the ids.
+/// Runs a thread ping-pong that exits, waits `gap`, then a process ping-pong
+/// of 20,000 round trips whose thread and child get exactly the two thread
+/// ids the first one's threads had (through ns_last_pid). Retried when
+/// another fork takes the ids. Returns the second run and what `probes` saw
+/// meanwhile on `cpus` (all when `None`).
+fn ping_pong_on_reused_tids(
+    probes: &Probes,
+    label: &str,
+    gap: Duration,
+    cpus: Option<&[usize]>,
+) -> (Outcome, Snapshot) {
+    let cpu = workload_cpu();
+    for attempt in 1..=20 {
+        // The old owner: a process whose two threads switch with each
+        // other (so the tracer knows them), then exit.
+        let old = Command::new(env!("CARGO_BIN_EXE_tracer"))
+            .args(["ping-pong", "--kind", "threads", "--round-trips", "1000"])
+            .args(["--cpu", &cpu.to_string()])
+            .output()
+            .unwrap();
+        assert!(old.status.success());
+        let old: Value = serde_json::from_slice(&old.stdout).unwrap();
+        let old_tids: Vec<u32> = old["tids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_u64().unwrap() as u32)
+            .collect();
+        std::thread::sleep(gap);
+        let first = *old_tids.iter().min().unwrap();
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (first - 1).to_string()).unwrap();
+        let before = probes.snapshot_cpus(cpus).unwrap();
+        let outcome = workload::run(&Spec::new(PingPong::Processes, cpu, 20_000)).unwrap();
+        let delta = probes.snapshot_cpus(cpus).unwrap().since(&before);
+        let new_ids = &outcome.tids;
+        let reused = new_ids.iter().filter(|t| old_tids.contains(t)).count();
+        eprintln!("{label} attempt {attempt}: old threads {old_tids:?}, new thread and child {new_ids:?}");
+        if reused == 2 {
+            return (outcome, delta);
+        }
+    }
+    panic!("{label}: no attempt got both thread ids reused (other forks took them)");
+}
+
+/// A thread id reused by a new task is classified by the new task: its
+/// switches, with both probes.
 #[test]
 #[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn reused_thread_ids_are_classified_by_their_new_task() {
     for probe in [ProbeKind::TpBtf, ProbeKind::Tracepoint] {
         let probes = attach_with(probe);
         let cpu = workload_cpu();
-        let mut reused = None;
-        for attempt in 1..=20 {
-            // The old owner: a process whose two threads switch with each
-            // other (so the tracer knows them), then exit.
-            let old = Command::new(env!("CARGO_BIN_EXE_tracer"))
-                .args(["ping-pong", "--kind", "threads", "--round-trips", "1000"])
-                .args(["--cpu", &cpu.to_string()])
-                .output()
-                .unwrap();
-            assert!(old.status.success());
-            let old: Value = serde_json::from_slice(&old.stdout).unwrap();
-            let old_tids: Vec<u32> = old["tids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t.as_u64().unwrap() as u32)
-                .collect();
-            let first = *old_tids.iter().min().unwrap();
-            std::fs::write("/proc/sys/kernel/ns_last_pid", (first - 1).to_string()).unwrap();
-            let before = probes.snapshot_cpus(Some(&[cpu])).unwrap();
-            let outcome = workload::run(&Spec::new(PingPong::Processes, cpu, 20_000)).unwrap();
-            let delta = probes.snapshot_cpus(Some(&[cpu])).unwrap().since(&before);
-            let new_ids = outcome.tids;
-            let reused_now: Vec<u32> = new_ids.iter().copied().filter(|t| old_tids.contains(t)).collect();
-            eprintln!(
-                "{} attempt {attempt}: old threads {old_tids:?}, new thread and child {new_ids:?}",
-                probe.name()
-            );
-            if reused_now.len() == 2 {
-                reused = Some((outcome, delta));
-                break;
-            }
-        }
-        let (outcome, delta) = reused.expect("no attempt got both thread ids reused (other forks took them)");
+        let (outcome, delta) = ping_pong_on_reused_tids(&probes, probe.name(), Duration::ZERO, Some(&[cpu]));
         let truth = outcome.switches();
         let (process, thread) = (
             delta.cpu_switches(cpu, Class::Process),
@@ -332,4 +345,34 @@ fn reused_thread_ids_are_classified_by_their_new_task() {
             probe.name()
         );
     }
+}
+
+/// Off-CPU times are kept by thread id: a task that gets the id of one that
+/// exited must not inherit its last switch-out. The old threads exit, and
+/// a second later their ids run a ping-pong: with the old stamp, the new
+/// tasks' first switch-in (on whichever CPU) would be an off-CPU time of over
+/// a second. Traces this process tree only, so that no other task's long
+/// sleep counts; this test's own thread waits for the workload (~0.1 s).
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn reused_thread_ids_do_not_inherit_an_off_cpu_time() {
+    const GAP: Duration = Duration::from_secs(1);
+    let probes = tracer::check::attach(ProbeKind::TpBtf, None).unwrap_or_else(|e| panic!("cannot attach: {e}"));
+    let (outcome, delta) = ping_pong_on_reused_tids(&probes, "tp_btf", GAP, None);
+    let offcpu = delta.latency(Metric::Offcpu).expect("off-CPU time is measured");
+    let samples: u64 = offcpu.iter().map(|h| h.count()).sum();
+    let max = offcpu
+        .iter()
+        .filter_map(|h| tracer::report::Latency::from_histogram(h).stats.map(|s| s.max))
+        .max()
+        .unwrap_or(0);
+    eprintln!(
+        "{samples} off-CPU samples for {} switches, longest {max} ns",
+        outcome.switches()
+    );
+    assert!(samples as f64 >= 0.97 * outcome.switches() as f64, "{samples} samples");
+    assert!(
+        u128::from(max) < GAP.as_nanos(),
+        "an off-CPU time of {max} ns: a new task inherited the stamp of the thread that had its id"
+    );
 }
