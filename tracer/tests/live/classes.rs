@@ -101,3 +101,22 @@ fn both_cpus_at_full_rate() {
         );
     }
 }
+
+/// Threads whose ids are beyond the off-CPU array keep their stamps in task
+/// storage: with one slot, every workload thread does, and `tracer check`'s
+/// comparisons with the kernel's accounting still pass.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn off_cpu_times_beyond_the_array_use_task_storage() {
+    let options = tracer::check::Options {
+        round_trips: 20_000,
+        cpu: workload_cpu(),
+        probes: vec![ProbeKind::TpBtf],
+        offcpu_slots: Some(1),
+    };
+    let check = tracer::check::run(&options, |_| {}).unwrap();
+    let table = tracer::check::table(&check);
+    eprintln!("{table}");
+    assert!(table.contains("offcpu_ns total"), "off-CPU time was not checked");
+    assert!(check.pass, "tracer check failed with one off-CPU slot");
+}
