@@ -93,6 +93,9 @@ pub struct ProbeCheck {
     pub missing: BTreeMap<&'static str, String>,
     /// Where per-task timestamps live: `task_storage` or `lru_hash`.
     pub task_times: Option<&'static str>,
+    /// Off-CPU timestamps of thread ids below this are in an array indexed
+    /// by id (the rest with the other per-task times).
+    pub offcpu_slots: Option<u32>,
     pub workloads: Vec<WorkloadCheck>,
     pub pass: bool,
     /// The `task_struct` offsets the tp_btf probe loaded with.
@@ -158,6 +161,7 @@ fn check_probe(options: &Options, kind: ProbeKind, progress: &mut impl FnMut(&st
         metrics: Vec::new(),
         missing: BTreeMap::new(),
         task_times: None,
+        offcpu_slots: None,
         workloads: Vec::new(),
         pass: false,
         task_offsets: None,
@@ -190,6 +194,7 @@ fn check_probe(options: &Options, kind: ProbeKind, progress: &mut impl FnMut(&st
         } else {
             "lru_hash"
         });
+        check.offcpu_slots = Some(probes.offcpu_slots).filter(|&n| n > 0);
     }
     let cpus = [options.cpu];
     // Warm up both workloads under the freshly loaded programs (page faults,
@@ -437,9 +442,12 @@ pub fn table(check: &Check) -> String {
             } else {
                 p.metrics.join(", ")
             },
-            p.task_times
-                .map(|t| format!(" (per-task times in {t})"))
-                .unwrap_or_default()
+            match (p.task_times, p.offcpu_slots) {
+                (Some(t), Some(n)) =>
+                    format!(" (off-CPU stamps in {n} slots by thread id, other per-task times in {t})"),
+                (Some(t), None) => format!(" (per-task times in {t})"),
+                _ => String::new(),
+            }
         );
         for (metric, why) in &p.missing {
             let _ = writeln!(out, "  {metric} unavailable: {why}");

@@ -182,6 +182,9 @@ pub struct Probes {
     /// Per-task timestamps are in task storage (else in an LRU hash by
     /// thread id, on kernels before 5.11).
     pub task_storage: bool,
+    /// Off-CPU timestamps are kept by thread id for ids below this (0 when
+    /// off-CPU time is not measured); above, with the other per-task times.
+    pub offcpu_slots: u32,
     /// The `task_struct` offsets loaded with, from kernel BTF (tp_btf only).
     pub task_offsets: Option<TaskOffsets>,
 }
@@ -326,6 +329,17 @@ impl Plan {
         self.measured.contains(Metric::Offcpu) || (self.measured.contains(Metric::Runq) && self.sched_info.enabled == 0)
     }
 
+    /// Off-CPU timestamp slots by thread id: one per id the kernel can hand
+    /// out, up to the cap; 0 when off-CPU time is not measured.
+    fn offcpu_slots(&self, opts: &ProbeOptions) -> u32 {
+        if !self.measured.contains(Metric::Offcpu) {
+            return 0;
+        }
+        opts.offcpu_slots
+            .or_else(crate::sys::pid_max)
+            .map_or(MAX_OFFCPU_TIDS, |n| n.clamp(1, MAX_OFFCPU_TIDS))
+    }
+
     /// Loads `object` with this plan's constants and map sizes.
     fn load(&self, opts: &ProbeOptions, object: &[u8], task_storage: bool) -> Result<Ebpf, ProbeError> {
         let mut loader = EbpfLoader::new();
@@ -338,16 +352,7 @@ impl Plan {
             // The LRU hash of per-task timestamps is not used: keep it tiny.
             loader.map_max_entries(TASK_TIMES_MAP, 1);
         }
-        // Off-CPU timestamps by thread id: one slot per id the kernel can
-        // hand out, up to the cap; none when off-CPU time is not measured.
-        let offcpu_slots = if self.measured.contains(Metric::Offcpu) {
-            opts.offcpu_slots
-                .or_else(crate::sys::pid_max)
-                .map_or(MAX_OFFCPU_TIDS, |n| n.clamp(1, MAX_OFFCPU_TIDS))
-        } else {
-            1
-        };
-        loader.map_max_entries(OFFCPU_SINCE_MAP, offcpu_slots);
+        loader.map_max_entries(OFFCPU_SINCE_MAP, self.offcpu_slots(opts).max(1));
         if !opts.per_process {
             // Per-CPU rows for 16,384 processes add up on a many-CPU host.
             loader.map_max_entries(PROCS_MAP, 1);
@@ -482,6 +487,7 @@ impl Probes {
             }
         };
         let filters = FilterMaps::fill(&mut ebpf, &opts.filter)?;
+        let offcpu_slots = plan.offcpu_slots(&opts);
         match plan.aya_btf.take() {
             Some(btf) => plan.attach_tp_btf(&mut ebpf, &btf, &opts, task_storage)?,
             None => plan.attach_tracepoint(&mut ebpf, &opts)?,
@@ -505,6 +511,7 @@ impl Probes {
             probe: plan.probe,
             runq_from_sched_info: plan.sched_info.enabled != 0,
             task_storage,
+            offcpu_slots,
             task_offsets: (plan.probe == ProbeKind::TpBtf).then_some(plan.offsets),
         })
     }
