@@ -160,7 +160,7 @@ fn check_probe(options: &Options, kind: ProbeKind, progress: &mut impl FnMut(&st
         pass: false,
         task_offsets: None,
     };
-    let probes = match attach(kind) {
+    let mut probes = match attach(kind) {
         Ok(p) => p,
         // Not root: nothing can be checked at all.
         Err(e @ ProbeError::Privilege(_)) => return Err(e.into()),

@@ -113,7 +113,7 @@ fn cpu_and_comm_filters() {
         ),
     ];
     for (name, filter, wanted) in cases {
-        let probes = Probes::attach(ProbeOptions {
+        let mut probes = Probes::attach(ProbeOptions {
             metrics: MetricSet::ALL,
             filter,
             per_process: false,
@@ -260,7 +260,7 @@ fn tid_filter_keeps_one_thread() {
     let unwanted = std::thread::spawn(move || tid_ping_pong(0, 30_000, t2, g2));
     let _ = [rx.recv().unwrap(), rx.recv().unwrap()];
     let filter = tracer::filter::Filter::new(&[], &wanted_tids[..1], None, None, None, false).unwrap();
-    let probes = Probes::attach(ProbeOptions {
+    let mut probes = Probes::attach(ProbeOptions {
         metrics: MetricSet::NONE,
         filter,
         per_process: false,

@@ -276,7 +276,7 @@ fn self_stats_report_the_programs() {
 #[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn reused_thread_ids_are_classified_by_their_new_task() {
     for probe in [ProbeKind::TpBtf, ProbeKind::Tracepoint] {
-        let probes = attach_with(probe);
+        let mut probes = attach_with(probe);
         let cpu = workload_cpu();
         let mut reused = None;
         for attempt in 1..=20 {
