@@ -10,7 +10,7 @@
 //! only folded when [`MAX_EXITED`] exited processes had at least as many
 //! switches out, so a top-N table is exact for any N up to that.
 
-use std::collections::{BTreeMap, BTreeSet, btree_map::Entry};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::snapshot::ProcSnapshot;
 
@@ -113,18 +113,29 @@ impl ExitedProcs {
         self.folded_count += 1;
     }
 
-    /// Adds every exited process to `procs` (the live ones). A tgid that is
+    /// The live processes and the exited ones, in one map. A tgid that is
     /// in both (reused) gets one row, the sum, under the live process's name.
-    pub fn add_to(&self, procs: &mut BTreeMap<u32, ProcSnapshot>) {
-        let rows = self.rows.iter().chain(self.folded.as_ref().map(|f| (&FOLDED_TGID, f)));
-        for (&tgid, p) in rows {
-            match procs.entry(tgid) {
-                Entry::Vacant(e) => {
-                    e.insert(p.clone());
-                }
-                Entry::Occupied(mut e) => e.get_mut().add(p),
+    pub fn merged_with(&self, live: BTreeMap<u32, ProcSnapshot>) -> BTreeMap<u32, ProcSnapshot> {
+        // Both in tgid order (the folded row's tgid is 0, the lowest): one
+        // pass, and a map built from sorted rows, its nodes full.
+        let exited = self
+            .folded
+            .iter()
+            .map(|f| (FOLDED_TGID, f))
+            .chain(self.rows.iter().map(|(&tgid, p)| (tgid, p)));
+        let mut exited = exited.peekable();
+        let mut live = live.into_iter().peekable();
+        std::iter::from_fn(|| match (live.peek(), exited.peek()) {
+            (Some((l, _)), Some((e, _))) if l == e => {
+                let (tgid, mut p) = live.next()?;
+                p.add(exited.next()?.1);
+                Some((tgid, p))
             }
-        }
+            (Some((l, _)), Some((e, _))) if e < l => exited.next().map(|(tgid, p)| (tgid, p.clone())),
+            (Some(_), _) => live.next(),
+            (None, _) => exited.next().map(|(tgid, p)| (tgid, p.clone())),
+        })
+        .collect()
     }
 }
 
@@ -144,9 +155,7 @@ mod tests {
     }
 
     fn merged(t: &ExitedProcs) -> BTreeMap<u32, ProcSnapshot> {
-        let mut m = BTreeMap::new();
-        t.add_to(&mut m);
-        m
+        t.merged_with(BTreeMap::new())
     }
 
     #[test]
@@ -192,12 +201,18 @@ mod tests {
     fn live_and_exited_rows_of_one_tgid_are_summed_under_the_live_name() {
         let mut t = ExitedProcs::default();
         t.add(5, proc(b"gone", 10, 2));
-        let mut live = BTreeMap::from([(5, proc(b"live", 1, 1)), (6, proc(b"other", 4, 0))]);
-        t.add_to(&mut live);
-        assert_eq!(live[&5].switches_out(), 11);
-        assert_eq!(&live[&5].comm[..4], b"live");
-        assert_eq!(live[&6].switches_out(), 4);
-        assert_eq!(live.len(), 2);
+        t.add(9, proc(b"gone too", 1, 0));
+        let live = BTreeMap::from([
+            (5, proc(b"live", 1, 1)),
+            (6, proc(b"other", 4, 0)),
+            (12, proc(b"z", 2, 0)),
+        ]);
+        let all = t.merged_with(live);
+        assert_eq!(all.keys().copied().collect::<Vec<_>>(), [5, 6, 9, 12]);
+        assert_eq!(all[&5].switches_out(), 11);
+        assert_eq!(&all[&5].comm[..4], b"live");
+        assert_eq!(all[&6].switches_out(), 4);
+        assert_eq!(all[&9].switches_out(), 1);
     }
 
     /// Random churn through a small table, with snapshots in between: every
@@ -211,9 +226,7 @@ mod tests {
         let mut next_tgid = 1u32;
         let snapshot = |table: &ExitedProcs, live: &BTreeMap<u32, ProcSnapshot>| {
             let mut s = Snapshot::empty(1, MetricSet::NONE);
-            let mut procs = live.clone();
-            table.add_to(&mut procs);
-            s.procs = Some(procs);
+            s.procs = Some(table.merged_with(live.clone()));
             s
         };
         let total = |procs: &BTreeMap<u32, ProcSnapshot>| -> u64 {

@@ -225,8 +225,7 @@ impl ProcMaps {
             p.comm = self.comms.get(&tgid, 0).unwrap_or_default();
             procs.insert(tgid, p);
         }
-        self.exited.add_to(&mut procs);
-        procs
+        self.exited.merged_with(procs)
     }
 }
 
