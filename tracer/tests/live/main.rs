@@ -444,7 +444,7 @@ fn our_maps() -> BTreeSet<u32> {
         .filter(|m| {
             matches!(
                 m.name_as_str(),
-                Some("CPU" | "HISTS" | "TGIDS" | "TIDS" | "CPUS" | "PROCS" | "COMMS")
+                Some("CPU" | "HISTS" | "TGIDS" | "TIDS" | "CPUS" | "PROCS" | "COMMS" | "EXITED")
             )
         })
         .map(|m| m.id())
