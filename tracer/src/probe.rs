@@ -644,13 +644,6 @@ impl Probes {
         self.procs.as_mut().map_or(0, ProcMaps::retire)
     }
 
-    /// `--per-process`: (live processes in the kernel's table, exited
-    /// processes kept in their own row, exited processes in the folded one).
-    pub fn process_rows(&self) -> Option<(usize, usize, u64)> {
-        let p = self.procs.as_ref()?;
-        Some((p.counts.keys().count(), p.exited.len(), p.exited.folded_count()))
-    }
-
     /// Reads all counters and histograms now (cumulative since attach).
     pub fn snapshot(&mut self) -> Result<Snapshot, ProbeError> {
         self.snapshot_cpus(None)
