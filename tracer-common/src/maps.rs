@@ -87,6 +87,10 @@ pub struct CpuState {
     /// `next->sched_info.last_queued` at the last switch (run-queue clock),
     /// for `runq_latency_ns` from the scheduler's own accounting; 0 if none.
     pub runq_queued: u64,
+    /// `--per-process`: processes gone whose tgid could not be queued in
+    /// [`EXITED_MAP`] (it was full). Their rows stay in [`PROCS_MAP`], still
+    /// reported, but never retired.
+    pub procs_unretired: u64,
 }
 
 /// Load-time global: where to find the scheduler's own wait accounting.
@@ -154,6 +158,14 @@ pub const MAX_TIDS: u32 = 4_096;
 pub const MAX_CPUS: u32 = 4_096;
 /// Capacity of [`PROCS_MAP`] (processes in a `--per-process` report).
 pub const MAX_PROCS: u32 = 16_384;
+
+/// Capacity of [`EXITED_MAP`] in bytes: one record (8-byte header, 4-byte
+/// tgid padded to 8) per row of [`PROCS_MAP`]. Every queued tgid has a row
+/// that stays until userspace has read the record, so the ring cannot fill
+/// before `PROCS` does (save for a tgid reused and freed again before the
+/// drain). A power-of-two multiple of the page size, as the kernel wants.
+pub const EXITED_RING_BYTES: u32 = MAX_PROCS * 16;
+const _: () = assert!(EXITED_RING_BYTES.is_power_of_two() && EXITED_RING_BYTES >= 65_536);
 
 /// Per-process switch counters (`--per-process`), per CPU.
 #[repr(C)]
@@ -265,6 +277,10 @@ pub const TASKS_MAP: &str = "TASKS";
 /// Map: `HashMap<u32 tgid, [u8; 16]>`: the name of each process in
 /// [`PROCS_MAP`], as of its first switch or its last exec.
 pub const COMMS_MAP: &str = "COMMS";
+/// Map: `RingBuf` of `u32` tgids: with `--per-process`, the processes gone
+/// (leader freed) that have a row in [`PROCS_MAP`]. Userspace drains it,
+/// keeps their final counts and deletes their rows.
+pub const EXITED_MAP: &str = "EXITED";
 /// Map: per-task `TaskTimes` (task storage, or an LRU hash by thread id on
 /// kernels before 5.11).
 pub const TASK_TIMES_MAP: &str = "TASK_TIMES";

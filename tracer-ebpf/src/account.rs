@@ -3,7 +3,7 @@
 //! of the switch-cost measurement.
 
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
+    bindings::{BPF_NOEXIST, BPF_RB_NO_WAKEUP},
     helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
 };
 use tracer_common::{
@@ -14,7 +14,8 @@ use tracer_common::{
 
 use crate::{
     state::{
-        COMMS, CPU, CPUS, FILTER, FILTER_COMM_NAME, HISTS, METRICS, PER_PROCESS, PROCS, TGIDS, TIDS, global, measures,
+        COMMS, CPU, CPUS, EXITED, FILTER, FILTER_COMM_NAME, HISTS, METRICS, PER_PROCESS, PROCS, TGIDS, TIDS, global,
+        measures,
     },
     task::Task,
 };
@@ -116,6 +117,24 @@ fn count_process<T: Task>(cpu: &mut CpuState, task: &T, ids: &TaskIds, class: us
             }
         },
         None => cpu.procs_dropped += 1,
+    }
+}
+
+/// A process is gone (its leader was freed; none of its tasks runs again).
+/// With `--per-process`, when it has a row in `PROCS`, its tgid is queued in
+/// `EXITED` for userspace to keep the row's final counts and delete it, so
+/// that `PROCS` holds live processes only. Nobody waits on the ring (it is
+/// drained on a timer): no wakeup. When the ring is full the row stays,
+/// still reported, and `procs_unretired` counts it.
+#[inline(always)]
+pub fn retire_process(tgid: u32) {
+    if global(&PER_PROCESS) == 0 || PROCS.get_ptr(&tgid).is_none() {
+        return;
+    }
+    if EXITED.output(&tgid, BPF_RB_NO_WAKEUP.into()).is_err()
+        && let Ok(cpu) = cpu_state()
+    {
+        cpu.procs_unretired += 1;
     }
 }
 

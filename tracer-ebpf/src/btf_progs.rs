@@ -13,7 +13,7 @@ use tracer_common::{
 };
 
 use crate::{
-    account::{Traced, cpu_state, on_switch, on_switch_end, record},
+    account::{Traced, cpu_state, on_switch, on_switch_end, record, retire_process},
     state::{
         COMMS, FOLLOW_CHILDREN, OFFCPU_SINCE, PROCS, SCHED_INFO, TASK_COMM_OFFSET, TASK_PREV_STATE_OFFSET, TGIDS,
         global, measures,
@@ -231,13 +231,15 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
 // include/trace/events/sched.h: TP_PROTO(struct task_struct *p)
 // Each task when it is freed: forget its per-task timestamps (where they are
 // not in task storage), and when a process is gone (its leader freed) its
-// tgid, before the numbers can be reused.
+// tgid, before the numbers can be reused, and queue its per-process row for
+// retirement.
 #[btf_tracepoint(function = "sched_process_free")]
 pub fn sched_process_free(ctx: BtfTracePointContext) -> i32 {
     let p = BtfTask(ctx.arg(0)).ids();
     times::forget(p.pid as u32);
     if p.pid == p.tgid {
         let _ = TGIDS.remove(&(p.tgid as u32));
+        retire_process(p.tgid as u32);
     }
     0
 }

@@ -9,7 +9,8 @@
 //!   and records `switch_cost_ns`.
 //! * `sched_wakeup`, `sched_wakeup_new`: stamp when a task became runnable.
 //! * `sched_process_fork`/`_free`/`_exec`: follow `-- COMMAND`'s tree, forget
-//!   freed processes, rename processes after exec.
+//!   freed processes (and with `--per-process` queue their rows in `EXITED`
+//!   for the CLI to retire), rename processes after exec.
 //!
 //! The classic-tracepoint probe (`tp_progs`), for kernels without BTF.
 //!
@@ -17,8 +18,9 @@
 //! builds the same programs with an LRU hash instead (`tracer-lru`), for
 //! kernels before 5.11, which have no task storage.
 //!
-//! Nothing leaves the kernel per event: everything is aggregated in per-CPU
-//! maps that the CLI reads and merges. Metrics and filters that are not on
+//! Nothing leaves the kernel per switch: everything is aggregated in per-CPU
+//! maps that the CLI reads and merges (with `--per-process`, one 16-byte
+//! record per process that exits). Metrics and filters that are not on
 //! are skipped through load-time constants, which the verifier prunes.
 #![no_std]
 #![no_main]

@@ -2,14 +2,14 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tracer_common::{
     class::NUM_CLASSES,
     hist::Histogram,
     maps::{
-        CgroupFilter, CpuState, MAX_CPUS, MAX_OFFCPU_TIDS, MAX_PROCS, MAX_TASKS, MAX_TGIDS, MAX_TIDS, Metric,
-        NUM_METRICS, PREV_STATE_FROM_ARGUMENT, ProcCounts, SchedInfo, TracepointLayout,
+        CgroupFilter, CpuState, EXITED_RING_BYTES, MAX_CPUS, MAX_OFFCPU_TIDS, MAX_PROCS, MAX_TASKS, MAX_TGIDS,
+        MAX_TIDS, Metric, NUM_METRICS, PREV_STATE_FROM_ARGUMENT, ProcCounts, SchedInfo, TracepointLayout,
     },
 };
 
@@ -103,6 +103,11 @@ pub static PROCS: PerCpuHashMap<u32, ProcCounts> = PerCpuHashMap::with_max_entri
 
 #[map]
 pub static COMMS: HashMap<u32, [u8; 16]> = HashMap::with_max_entries(MAX_PROCS, 0);
+
+/// `--per-process`: tgids of processes gone that have a row in `PROCS`, for
+/// userspace to keep their final counts and delete the row.
+#[map]
+pub static EXITED: RingBuf = RingBuf::with_byte_size(EXITED_RING_BYTES, 0);
 
 /// Classic-tracepoint probe: thread id -> tgid (| `TASK_KTHREAD_BIT`).
 #[map]

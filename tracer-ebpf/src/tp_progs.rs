@@ -16,7 +16,7 @@ use tracer_common::{
 };
 
 use crate::{
-    account::{cpu_state, on_switch, on_switch_end},
+    account::{cpu_state, on_switch, on_switch_end, retire_process},
     state::{COMMS, FOLLOW_CHILDREN, PROCS, TASKS, TGIDS, TP_LAYOUT, global},
     task::TpTask,
 };
@@ -156,7 +156,8 @@ pub fn tp_task_newtask(ctx: TracePointContext) -> u32 {
 }
 
 // sched/sched_process_free: pid. Forget the thread, and the process if it
-// was its leader, before the number can be reused.
+// was its leader, before the number can be reused; queue the process's
+// per-process row for retirement.
 #[tracepoint(category = "sched", name = "sched_process_free")]
 pub fn tp_process_free(ctx: TracePointContext) -> u32 {
     // SAFETY: offset of a field of this event, from its format file.
@@ -167,6 +168,7 @@ pub fn tp_process_free(ctx: TracePointContext) -> u32 {
         let _ = TASKS.remove(&pid);
         if leader {
             let _ = TGIDS.remove(&pid);
+            retire_process(pid);
         }
     }
     0

@@ -166,7 +166,7 @@ fn check_probe(options: &Options, kind: ProbeKind, progress: &mut impl FnMut(&st
         pass: false,
         task_offsets: None,
     };
-    let probes = match attach(kind, options.offcpu_slots) {
+    let mut probes = match attach(kind, options.offcpu_slots) {
         Ok(p) => p,
         // Not root: nothing can be checked at all.
         Err(e @ ProbeError::Privilege(_)) => return Err(e.into()),

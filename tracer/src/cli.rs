@@ -112,7 +112,9 @@ pub struct Cli {
     pub cgroup: Option<String>,
 
     /// Add a table of switches per process (JSON: "processes"), by class,
-    /// out (one of its tasks leaves the CPU) and in.
+    /// out (one of its tasks leaves the CPU) and in. Processes that exited
+    /// stay in it; beyond 65,536 of them, those with the fewest switches out
+    /// are summed in one row: tgid 0, named "(exited)".
     #[arg(long)]
     pub per_process: bool,
 

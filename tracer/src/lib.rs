@@ -10,6 +10,7 @@ pub mod check;
 pub mod cli;
 pub mod command;
 pub mod duration;
+pub mod exited;
 pub mod export;
 pub mod filter;
 pub mod metrics;

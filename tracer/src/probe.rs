@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{BtfTracePoint, RawTracePoint, TracePoint},
 };
 use aya_log::EbpfLogger;
@@ -13,7 +13,7 @@ use tracer_common::{
     class::NUM_CLASSES,
     hist::Histogram,
     maps::{
-        COMMS_MAP, CPU_MAP, CPUS_MAP, CgroupFilter, CpuState, FILTER_TGID, GLOBAL_CGROUP, GLOBAL_COMM,
+        COMMS_MAP, CPU_MAP, CPUS_MAP, CgroupFilter, CpuState, EXITED_MAP, FILTER_TGID, GLOBAL_CGROUP, GLOBAL_COMM,
         GLOBAL_COMM_OFFSET, GLOBAL_FILTER, GLOBAL_FLAGS_OFFSET, GLOBAL_FOLLOW_CHILDREN, GLOBAL_METRICS,
         GLOBAL_PER_PROCESS, GLOBAL_PID_OFFSET, GLOBAL_PREV_STATE_OFFSET, GLOBAL_SCHED_INFO, GLOBAL_TGID_OFFSET,
         GLOBAL_TP_LAYOUT, HISTS_MAP, MAX_OFFCPU_TIDS, OFFCPU_SINCE_MAP, PREV_STATE_FROM_ARGUMENT, PROCS_MAP,
@@ -26,6 +26,7 @@ use tracer_common::{
 
 use crate::{
     btf::{Ancestors, BtfError, KernelBtf, TaskOffsets},
+    exited::ExitedProcs,
     filter::Filter,
     metrics::{Metric, MetricSet},
     privilege::{self, PrivilegeError},
@@ -152,8 +153,89 @@ pub struct ProbeOptions {
     pub offcpu_slots: Option<u32>,
 }
 
-/// The per-process counters and the process names.
-type ProcMaps = (PerCpuHashMap<MapData, u32, ProcCounts>, HashMap<MapData, u32, [u8; 16]>);
+/// `--per-process`: the kernel's tables of live processes, the queue of
+/// those gone, and the exited processes already taken out of the tables.
+struct ProcMaps {
+    /// Switch counters by tgid.
+    counts: PerCpuHashMap<MapData, u32, ProcCounts>,
+    /// Names by tgid.
+    comms: HashMap<MapData, u32, [u8; 16]>,
+    /// Tgids of processes gone, to retire.
+    exits: RingBuf<MapData>,
+    exited: ExitedProcs,
+    /// Tgids read from `exits` in one drain (kept to reuse its allocation).
+    queued: Vec<u32>,
+    /// `procs_unretired` as last warned about.
+    unretired: u64,
+}
+
+impl ProcMaps {
+    fn take(ebpf: &mut Ebpf) -> Result<Self, ProbeError> {
+        Ok(Self {
+            counts: take_map(ebpf, PROCS_MAP)?,
+            comms: take_map(ebpf, COMMS_MAP)?,
+            exits: take_map(ebpf, EXITED_MAP)?,
+            exited: ExitedProcs::default(),
+            queued: Vec::new(),
+            unretired: 0,
+        })
+    }
+
+    /// Moves the processes the kernel queued as gone from its tables into
+    /// `exited`; returns how many.
+    ///
+    /// Between the free that queued a tgid and this drain, the tgid can be
+    /// given to a new process (the pid space has wrapped around): its
+    /// switches until then land in the old row and are kept as the old
+    /// process's (and a rename by exec is lost), its later ones get a new
+    /// row; nothing is lost or counted twice. A drain every second
+    /// ([`RETIRE_PERIOD`]) makes that need a full wrap of the pid space in
+    /// under a second.
+    fn retire(&mut self) -> usize {
+        self.queued.clear();
+        while let Some(item) = self.exits.next() {
+            if let Some(bytes) = item.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok()) {
+                self.queued.push(u32::from_ne_bytes(bytes));
+            }
+        }
+        let mut retired = 0;
+        for &tgid in &self.queued {
+            // Not there: a second record for a row already retired (its tgid
+            // reused and freed again before this drain).
+            let Ok(values) = self.counts.get(&tgid, 0) else {
+                continue;
+            };
+            // Deleted before it is kept: if deleting failed, the row stays
+            // live (still reported, once) instead of being counted twice.
+            if self.counts.remove(&tgid).is_err() {
+                continue;
+            }
+            let mut p = ProcSnapshot::sum_of(values.iter());
+            p.comm = self.comms.get(&tgid, 0).unwrap_or_default();
+            let _ = self.comms.remove(&tgid);
+            self.exited.add(tgid, p);
+            retired += 1;
+        }
+        retired
+    }
+
+    /// The live processes from the kernel's tables, and the exited ones.
+    fn read(&self) -> BTreeMap<u32, ProcSnapshot> {
+        let mut procs = BTreeMap::new();
+        for entry in self.counts.iter() {
+            // An entry can vanish between listing and reading: skip it.
+            let Ok((tgid, values)) = entry else { continue };
+            let mut p = ProcSnapshot::sum_of(values.iter());
+            p.comm = self.comms.get(&tgid, 0).unwrap_or_default();
+            procs.insert(tgid, p);
+        }
+        self.exited.merged_with(procs)
+    }
+}
+
+/// How often the session retires exited processes from the kernel's
+/// per-process tables (and every snapshot does too).
+pub const RETIRE_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Loaded and attached programs. Dropping this detaches everything.
 pub struct Probes {
@@ -357,6 +439,8 @@ impl Plan {
             // Per-CPU rows for 16,384 processes add up on a many-CPU host.
             loader.map_max_entries(PROCS_MAP, 1);
             loader.map_max_entries(COMMS_MAP, 1);
+            // A ring buffer's size is a power-of-two multiple of the page size.
+            loader.map_max_entries(EXITED_MAP, page_size());
         }
         let metrics = self.measured.bits();
         let filter = opts.filter.bits();
@@ -392,9 +476,10 @@ impl Plan {
         task_storage: bool,
     ) -> Result<(), ProbeError> {
         let by_tgid = opts.filter.bits() & FILTER_TGID != 0;
-        if by_tgid || (!task_storage && self.needs_task_times()) {
+        if by_tgid || opts.per_process || (!task_storage && self.needs_task_times()) {
             // Forget processes when they are freed, so a reused pid is not
-            // traced, and tasks' timestamps where they are not in task storage.
+            // traced, queue their per-process rows for retirement, and forget
+            // tasks' timestamps where they are not in task storage.
             attach_tp_btf(ebpf, PROG_SCHED_PROCESS_FREE, "sched_process_free", btf)?;
         }
         if by_tgid && opts.filter.command {
@@ -498,7 +583,7 @@ impl Probes {
             tgids: filters.tgids,
             _filter_maps: (filters._tids, filters._cpus),
             procs: if opts.per_process {
-                Some((take_map(&mut ebpf, PROCS_MAP)?, take_map(&mut ebpf, COMMS_MAP)?))
+                Some(ProcMaps::take(&mut ebpf)?)
             } else {
                 None
             },
@@ -571,14 +656,34 @@ impl Probes {
         self.logger.take()
     }
 
+    /// `--per-process`: moves the processes that are gone out of the
+    /// kernel's tables into the table of exited processes (snapshots still
+    /// report them), so that the kernel's tables do not fill up and a
+    /// snapshot reads live processes only. Returns how many; 0 without
+    /// `--per-process`. Run every [`RETIRE_PERIOD`]; each snapshot does too.
+    pub fn retire_exited(&mut self) -> usize {
+        self.procs.as_mut().map_or(0, ProcMaps::retire)
+    }
+
     /// Reads all counters and histograms now (cumulative since attach).
-    pub fn snapshot(&self) -> Result<Snapshot, ProbeError> {
+    pub fn snapshot(&mut self) -> Result<Snapshot, ProbeError> {
         self.snapshot_cpus(None)
     }
 
     /// Like [`Probes::snapshot`], with the histograms merged only over `cpus`
     /// (all CPUs when `None`). Counters are always kept per CPU.
-    pub fn snapshot_cpus(&self, cpus: Option<&[usize]>) -> Result<Snapshot, ProbeError> {
+    pub fn snapshot_cpus(&mut self, cpus: Option<&[usize]>) -> Result<Snapshot, ProbeError> {
+        self.read(cpus, true)
+    }
+
+    /// Like [`Probes::snapshot`] without the per-process rows (`procs` is
+    /// `None`), for readers that do not show them.
+    pub fn snapshot_totals(&mut self) -> Result<Snapshot, ProbeError> {
+        self.read(None, false)
+    }
+
+    fn read(&mut self, cpus: Option<&[usize]>, with_procs: bool) -> Result<Snapshot, ProbeError> {
+        self.retire_exited();
         let taken_ns = crate::sys::monotonic_ns();
         let per_cpu = self
             .cpu_map
@@ -587,20 +692,17 @@ impl Probes {
         let per_cpu_counts = per_cpu.iter().map(|s| s.counts).collect();
         let procs_dropped = per_cpu.iter().map(|s| s.procs_dropped).sum();
         let unresolved = per_cpu.iter().map(|s| s.unresolved).sum();
-        let procs = match &self.procs {
-            None => None,
-            Some((counts, comms)) => {
-                let mut procs = BTreeMap::new();
-                for entry in counts.iter() {
-                    // An entry can vanish between listing and reading: skip it.
-                    let Ok((tgid, values)) = entry else { continue };
-                    let mut p = ProcSnapshot::sum_of(values.iter());
-                    p.comm = comms.get(&tgid, 0).unwrap_or_default();
-                    procs.insert(tgid, p);
-                }
-                Some(procs)
+        let procs = self.procs.as_mut().filter(|_| with_procs).map(|p| {
+            let unretired = per_cpu.iter().map(|s| s.procs_unretired).sum();
+            if unretired > p.unretired {
+                log::warn!(
+                    "{unretired} processes that are gone stay in the kernel's per-process table: \
+                     the queue of processes to retire was full"
+                );
+                p.unretired = unretired;
             }
-        };
+            p.read()
+        });
         let mut latencies: [Option<Vec<ClassHistogram>>; 4] = Default::default();
         for metric in self.measured.iter() {
             let mut hists = Vec::with_capacity(NUM_CLASSES);
@@ -683,6 +785,13 @@ fn attach_raw(ebpf: &mut Ebpf, name: &'static str, tracepoint: &str) -> Result<(
     step(name, "attach", prog.attach(tracepoint))?;
     log::info!("attached `{name}` to raw tracepoint {tracepoint}");
     Ok(())
+}
+
+/// The page size, for sizing ring buffers.
+fn page_size() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(size).unwrap_or(4096)
 }
 
 fn take_map<M: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(

@@ -26,7 +26,7 @@ use crate::{
     },
     filter::{Filter, FilterError},
     metrics::MetricSet,
-    probe::{ProbeError, ProbeOptions, Probes},
+    probe::{ProbeError, ProbeOptions, Probes, RETIRE_PERIOD},
     report::{Meta, Report, json, table},
     snapshot::Snapshot,
 };
@@ -138,7 +138,11 @@ pub async fn trace(cli: &Cli) -> Result<u8, RunError> {
 
     // The report starts here, before a command runs its first instruction.
     let mut previous = probes.snapshot()?;
-    let first = previous.clone();
+    // For the exporter and the plot, which do not show processes.
+    let first = Snapshot {
+        procs: None,
+        ..previous.clone()
+    };
     let mut hdr_log = hdr_file
         .map(|file| HdrLog::start(file, first.taken_ns, SystemTime::now()))
         .transpose()?;
@@ -152,6 +156,10 @@ pub async fn trace(cli: &Cli) -> Result<u8, RunError> {
     });
     let mut refresh = tokio::time::interval_at(Instant::now() + PROMETHEUS_REFRESH, PROMETHEUS_REFRESH);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // `--per-process`: take exited processes out of the kernel's tables
+    // often enough that they never fill under churn (see `Probes::retire_exited`).
+    let mut retire = tokio::time::interval_at(Instant::now() + RETIRE_PERIOD, RETIRE_PERIOD);
+    retire.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     // `-- COMMAND`: started held, traced from before its first instruction.
     let mut command = None;
@@ -220,8 +228,12 @@ pub async fn trace(cli: &Cli) -> Result<u8, RunError> {
             _ = sigterm.recv() => { forwarded = Some(libc::SIGTERM); break }
             _ = refresh.tick(), if exporter.is_some() => {
                 if let Some((exporter, _)) = &exporter {
-                    exporter.publish(probes.snapshot()?.since(&first));
+                    exporter.publish(probes.snapshot_totals()?.since(&first));
                 }
+                continue;
+            }
+            _ = retire.tick(), if cli.per_process => {
+                probes.retire_exited();
                 continue;
             }
         }

@@ -10,7 +10,10 @@ use tracer_common::{
     maps::{NUM_METRICS, ProcCounts, SwitchCounts},
 };
 
-use crate::metrics::{Metric, MetricSet};
+use crate::{
+    exited::FOLDED_TGID,
+    metrics::{Metric, MetricSet},
+};
 
 /// One latency histogram, merged over CPUs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,6 +105,23 @@ impl ProcSnapshot {
         out
     }
 
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Self) {
+        for i in 0..NUM_CLASSES {
+            self.out[i] += other.out[i];
+            self.r#in[i] += other.r#in[i];
+        }
+    }
+
+    /// Switches out, over every class.
+    pub fn switches_out(&self) -> u64 {
+        self.out.iter().sum()
+    }
+
+    fn is_zero(&self) -> bool {
+        self.out.iter().chain(&self.r#in).all(|&n| n == 0)
+    }
+
     fn minus(&self, earlier: Option<&Self>) -> Self {
         let Some(e) = earlier else { return self.clone() };
         Self {
@@ -183,7 +203,9 @@ pub struct Snapshot {
     /// Per metric (index = `Metric as usize`), per class (index =
     /// `Class::index()`); `None` for a metric not measured in this run.
     pub latencies: [Option<Vec<ClassHistogram>>; NUM_METRICS],
-    /// Per-process counters by tgid (`--per-process`), exited processes included.
+    /// Per-process counters by tgid (`--per-process`), exited processes
+    /// included (beyond [`crate::exited::MAX_EXITED`] of them, summed in the
+    /// row of [`FOLDED_TGID`]).
     pub procs: Option<BTreeMap<u32, ProcSnapshot>>,
     /// Per-process counts lost because the kernel map was full.
     pub procs_dropped: u64,
@@ -257,10 +279,26 @@ impl Snapshot {
         });
         let procs = self.procs.as_ref().map(|now| {
             let then = earlier.procs.as_ref();
-            now.iter()
+            let mut delta: BTreeMap<u32, ProcSnapshot> = now
+                .iter()
                 .map(|(tgid, p)| (*tgid, p.minus(then.and_then(|t| t.get(tgid)))))
-                .filter(|(_, p)| p.out.iter().chain(&p.r#in).any(|&n| n > 0))
-                .collect()
+                .collect();
+            if let (Some(then), Some(folded)) = (then, delta.get_mut(&FOLDED_TGID)) {
+                // Rows only shrink (or vanish) when counts move into the
+                // folded row of exited processes: those were reported before,
+                // as the rows they were in. Take them out of its difference.
+                for (tgid, t) in then.iter().filter(|(tgid, _)| **tgid != FOLDED_TGID) {
+                    let n = now.get(tgid);
+                    for i in 0..NUM_CLASSES {
+                        let moved_out = t.out[i].saturating_sub(n.map_or(0, |n| n.out[i]));
+                        let moved_in = t.r#in[i].saturating_sub(n.map_or(0, |n| n.r#in[i]));
+                        folded.out[i] = folded.out[i].saturating_sub(moved_out);
+                        folded.r#in[i] = folded.r#in[i].saturating_sub(moved_in);
+                    }
+                }
+            }
+            delta.retain(|_, p| !p.is_zero());
+            delta
         });
         Snapshot {
             taken_ns: self.taken_ns,

@@ -1,5 +1,6 @@
 //! `cargo xtask test-kernels`: boots each kernel of the matrix in QEMU and
-//! runs `tracer check` inside it, with and without the kernel's BTF.
+//! runs `tracer check` inside it, with and without the kernel's BTF, and
+//! checks `--cgroup` and `--per-process` there.
 //!
 //! Kernels are Debian's signed images, downloaded with apt as packages (not
 //! installed) through a private apt state under target/kernels/apt, so the
@@ -71,6 +72,9 @@ const MATRIX: &[Kernel] = &[
 const GUEST_ROUND_TRIPS: u64 = 10_000;
 /// Round trips of each process ping-pong of the `--cgroup` check.
 const CGROUP_ROUND_TRIPS: u64 = 2_000;
+/// Short-lived processes of the `--per-process` check (its report, one line
+/// on the serial console, has a row for each).
+const PER_PROCESS_CHILDREN: u64 = 50;
 /// A guest that has not powered off by then is killed and fails.
 const GUEST_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -87,6 +91,10 @@ struct Outcome {
     /// kernel's counts of the ping-pong inside the cgroup and of the one
     /// outside.
     cgroup: (Option<u64>, Option<Value>, Option<Value>),
+    /// `--per-process` on a churn of short-lived processes: the JSON lines
+    /// (the churn's counts and the report) with the kernel's BTF (tp_btf)
+    /// and without it (tracepoint).
+    per_process: [Vec<Value>; 2],
     /// Why the guest run itself failed (no output, timeout).
     error: Option<String>,
 }
@@ -134,6 +142,7 @@ impl Outcome {
         let passed = |v: &Option<Value>| v.as_ref().is_some_and(|v| v["pass"] == Value::Bool(true));
         self.error.is_none()
             && self.cgroup_problem().is_none()
+            && self.per_process.iter().all(|lines| per_process_result(lines).is_ok())
             && passed(&self.with_btf)
             && passed(&self.without_btf)
             && self.told_no_btf()
@@ -191,6 +200,7 @@ pub fn test_kernels(tracer: &Path, target: &Path, only: &[String]) -> anyhow::Re
                     "outside": o.cgroup.2,
                     "problem": o.cgroup_problem(),
                 },
+                "per_process": per_process_json(o),
             })
         })
         .collect();
@@ -430,6 +440,68 @@ fn find_file(dir: &Path, wanted: &dyn Fn(&str) -> bool) -> Option<PathBuf> {
     None
 }
 
+/// `--per-process` on a churn of short-lived processes (exited, so retired
+/// from the kernel's table through the ring buffer the free program fills):
+/// every child is in the report, no count was dropped, and the children's
+/// switches out match the kernel's count, with one of slack per child.
+/// (children, their switches out, the kernel's count), or the problem.
+fn per_process_result(lines: &[Value]) -> Result<(usize, u64, u64), String> {
+    let truth = lines
+        .iter()
+        .find(|v| v.get("children").is_some())
+        .ok_or("no churn result")?;
+    let report = lines.iter().find(|v| v.get("processes").is_some()).ok_or("no report")?;
+    let procs = report["processes"].as_array().cloned().unwrap_or_default();
+    let children: Vec<u64> = truth["children"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_u64)
+        .collect();
+    let kernel = truth["children_switches"].as_u64().unwrap_or(0);
+    let (mut out, mut missing) = (0, 0);
+    for &child in &children {
+        match procs.iter().find(|p| p["tgid"].as_u64() == Some(child)) {
+            Some(p) => {
+                out += ["thread", "process", "kernel", "idle"]
+                    .iter()
+                    .filter_map(|c| p["out"][c].as_u64())
+                    .sum::<u64>();
+            }
+            None => missing += 1,
+        }
+    }
+    let n = children.len();
+    if n == 0 || missing > 0 {
+        return Err(format!("{missing} of {n} exited processes missing from the report"));
+    }
+    if report["processes_dropped"].as_u64() != Some(0) {
+        return Err(format!("processes_dropped {}", report["processes_dropped"]));
+    }
+    if out < kernel || out > kernel + n as u64 {
+        return Err(format!("their switches out {out}, the kernel's count {kernel}"));
+    }
+    Ok((n, out, kernel))
+}
+
+/// `per_process_result` of each probe, for kernel-matrix.json.
+fn per_process_json(o: &Outcome) -> Vec<Value> {
+    ["tp_btf", "tracepoint"]
+        .iter()
+        .zip(&o.per_process)
+        .map(|(probe, lines)| {
+            let result = per_process_result(lines);
+            serde_json::json!({
+                "probe": probe,
+                "exited": result.as_ref().ok().map(|r| r.0),
+                "switches_out": result.as_ref().ok().map(|r| r.1),
+                "kernel": result.as_ref().ok().map(|r| r.2),
+                "problem": result.err(),
+            })
+        })
+        .collect()
+}
+
 /// The guest's /init: mounts what tracer needs, runs the checks, prints each
 /// result on one line after a marker, powers off.
 const INIT: &str = r#"#!/bin/busybox sh
@@ -461,10 +533,18 @@ while read -r line; do echo "@@cgroup-report $line"; done </tmp/cg
 echo "@@cgroup-stderr $(head -c 2000 /tmp/cg-err | tr '\n' ' ')"
 echo "@@cgroup-in $(cat /tmp/in)"
 echo "@@cgroup-out $(cat /tmp/out)"
+# --per-process: short-lived processes, retired from the kernel's table when
+# freed, are all in the report (tp_btf here, the tracepoint probe below).
+/tracer --per-process -m none --json --top 1000 -- /tracer churn --threads 0 --processes PER_PROCESS_CHILDREN >/tmp/pp 2>/tmp/pp-err
+while read -r line; do echo "@@per-process-btf $line"; done </tmp/pp
+echo "@@per-process-btf-stderr $(head -c 2000 /tmp/pp-err | tr '\n' ' ')"
 # No BTF: hide it, as on a kernel built without CONFIG_DEBUG_INFO_BTF.
 mount -t tmpfs none /sys/kernel/btf
 /tracer -d 1s --json >/tmp/out 2>/tmp/err
 echo "@@no-btf-message $(head -n 1 /tmp/err)"
+/tracer --per-process -m none --json --top 1000 -- /tracer churn --threads 0 --processes PER_PROCESS_CHILDREN >/tmp/pp 2>/tmp/pp-err
+while read -r line; do echo "@@per-process-no-btf $line"; done </tmp/pp
+echo "@@per-process-no-btf-stderr $(head -c 2000 /tmp/pp-err | tr '\n' ' ')"
 /tracer check --json --round-trips ROUND_TRIPS >/tmp/out 2>/tmp/err
 echo "@@without-btf $(cat /tmp/out)"
 echo "@@without-btf-stderr $(head -c 2000 /tmp/err | tr '\n' ' ')"
@@ -481,6 +561,7 @@ fn build_initramfs(tracer: &Path, busybox: &Path, out: &Path) -> anyhow::Result<
     cpio.file(
         "init",
         INIT.replace("CGROUP_ROUND_TRIPS", &CGROUP_ROUND_TRIPS.to_string())
+            .replace("PER_PROCESS_CHILDREN", &PER_PROCESS_CHILDREN.to_string())
             .replace("ROUND_TRIPS", &GUEST_ROUND_TRIPS.to_string())
             .as_bytes(),
         0o755,
@@ -597,6 +678,7 @@ fn boot(label: &'static str, vmlinuz: &Path, initrd: &Path, dir: &Path) -> Outco
         without_btf: None,
         no_btf_message: None,
         cgroup: (None, None, None),
+        per_process: [Vec::new(), Vec::new()],
         error: None,
     };
     let log_path = dir.join(format!("console-{label}.log"));
@@ -627,6 +709,12 @@ fn boot(label: &'static str, vmlinuz: &Path, initrd: &Path, dir: &Path) -> Outco
             }
             "cgroup-in" => outcome.cgroup.1 = serde_json::from_str(rest).ok(),
             "cgroup-out" => outcome.cgroup.2 = serde_json::from_str(rest).ok(),
+            "per-process-btf" | "per-process-no-btf" => {
+                let i = usize::from(marker == "per-process-no-btf");
+                if let Ok(v) = serde_json::from_str(rest) {
+                    outcome.per_process[i].push(v);
+                }
+            }
             "done" => done = true,
             _ => {}
         }
@@ -794,6 +882,15 @@ fn cgroup_lines(outcomes: &[Outcome]) -> String {
             o.cgroup_problem()
                 .map_or_else(|| "pass".to_owned(), |p| format!("FAIL: {p}"))
         );
+        for (probe, lines) in ["tp_btf", "tracepoint"].iter().zip(&o.per_process) {
+            let line = match per_process_result(lines) {
+                Ok((n, out, kernel)) => {
+                    format!("reported all {n} exited processes, {out} switches out for the kernel's {kernel}: pass")
+                }
+                Err(p) => format!("FAIL: {p}"),
+            };
+            let _ = writeln!(md, "- {}: `--per-process` ({probe}) {line}", o.label);
+        }
     }
     md
 }

@@ -215,7 +215,7 @@ impl Bench {
 
 /// Runs the benchmark under freshly attached probes.
 pub fn run(options: Options, mut progress: impl FnMut(&str)) -> Result<Bench, BenchError> {
-    let probes = Probes::attach(ProbeOptions {
+    let mut probes = Probes::attach(ProbeOptions {
         metrics: MetricSet::NONE.with(Metric::SwitchCost),
         ..Default::default()
     })?;

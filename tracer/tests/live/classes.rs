@@ -30,7 +30,7 @@ fn process_ping_pong_with_the_tracepoint_probe() {
 #[test]
 #[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn both_probes_agree() {
-    let (btf, tp) = (attach_with(ProbeKind::TpBtf), attach_with(ProbeKind::Tracepoint));
+    let (mut btf, mut tp) = (attach_with(ProbeKind::TpBtf), attach_with(ProbeKind::Tracepoint));
     assert_eq!((btf.probe.name(), tp.probe.name()), ("tp_btf", "tracepoint"));
     let cpus = [workload_cpu()];
     let (b0, t0) = (
@@ -74,7 +74,7 @@ fn process_ping_pong_is_process_class() {
 #[test]
 #[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn both_cpus_at_full_rate() {
-    let probes = attach();
+    let mut probes = attach();
     let before = probes.snapshot().unwrap();
     let started = std::time::Instant::now();
     let threads = std::thread::spawn(|| workload::run(&Spec::new(PingPong::Threads, 0, ROUND_TRIPS)).unwrap());

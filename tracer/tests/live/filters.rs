@@ -113,7 +113,7 @@ fn cpu_and_comm_filters() {
         ),
     ];
     for (name, filter, wanted) in cases {
-        let probes = Probes::attach(ProbeOptions {
+        let mut probes = Probes::attach(ProbeOptions {
             metrics: MetricSet::ALL,
             filter,
             probe: ProbeKind::TpBtf,
@@ -245,6 +245,77 @@ fn churn_is_fully_accounted_per_process() {
     assert!(report["processes_dropped"].as_u64() == Some(0));
 }
 
+/// More processes come and go under `--per-process` than the kernel's table
+/// has rows (`MAX_PROCS`): waves of short-lived processes, with both probes.
+/// Each one that is gone leaves the kernel's table (retired into tracer's
+/// table of exited processes), so none of their counts are dropped, and
+/// every one of them is still in the report with `out` matching the
+/// kernel's accounting. Without retirement the table fills after 16,384
+/// processes: counts are dropped and the later processes are missing.
+#[test]
+#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
+fn exited_processes_leave_the_kernel_table_and_stay_in_the_report() {
+    for probe in ["tp_btf", "tracepoint"] {
+        waves_of_exited_processes(probe);
+    }
+}
+
+fn waves_of_exited_processes(probe: &str) {
+    const WAVES: usize = 10;
+    const PER_WAVE: usize = 2_000;
+    let exe = env!("CARGO_BIN_EXE_tracer");
+    let script = format!("for i in $(seq {WAVES}); do {exe} churn --threads 0 --processes {PER_WAVE} || exit 1; done");
+    let (helpers, report) = per_process_run(&[
+        "--top", "1000000", "-m", "none", "--probe", probe, "--", "sh", "-c", &script,
+    ]);
+    assert_eq!(helpers.len(), WAVES, "{probe}: {helpers:?}");
+    let procs = processes(&report);
+    let by_tgid: std::collections::HashMap<u64, &Value> =
+        procs.iter().map(|p| (p["tgid"].as_u64().unwrap(), p)).collect();
+    let mut all_children = BTreeSet::new();
+    let (mut missing, mut children_out, mut kernel_children) = (0, 0, 0);
+    for wave in &helpers {
+        let children = wave["children"].as_array().unwrap();
+        assert_eq!(children.len(), PER_WAVE);
+        let mut out = 0;
+        for child in children {
+            let tgid = child.as_u64().unwrap();
+            assert!(
+                all_children.insert(tgid),
+                "{probe}: pid {tgid} was reused during the test"
+            );
+            match by_tgid.get(&tgid) {
+                Some(entry) => {
+                    out += switches_out(entry);
+                    assert_eq!(entry["comm"], "tracer");
+                }
+                None => missing += 1,
+            }
+        }
+        let kernel = wave["children_switches"].as_u64().unwrap();
+        // One switch of slack per child, as in the churn test above.
+        assert!(
+            missing > 0 || (out >= kernel && out <= kernel + PER_WAVE as u64),
+            "{probe}: wave {}: out {out}, kernel {kernel}",
+            wave["tgid"]
+        );
+        children_out += out;
+        kernel_children += kernel;
+    }
+    let dropped = report["processes_dropped"].as_u64().unwrap();
+    eprintln!(
+        "{probe}: {} processes exited: {missing} missing from the report, {dropped} counts dropped; children out {children_out}, kernel {kernel_children}; {} rows reported",
+        all_children.len(),
+        procs.len()
+    );
+    assert!(all_children.len() > tracer_common::maps::MAX_PROCS as usize);
+    assert_eq!(missing, 0, "{probe}: exited processes missing from the report");
+    assert_eq!(
+        dropped, 0,
+        "{probe}: per-process counts dropped: the kernel's table filled up"
+    );
+}
+
 /// `--tid`: naming one thread of a ping-pong traces every switch of the
 /// pair (each involves it), and nothing of an identical pair beside it.
 #[test]
@@ -260,7 +331,7 @@ fn tid_filter_keeps_one_thread() {
     let unwanted = std::thread::spawn(move || tid_ping_pong(0, 30_000, t2, g2));
     let _ = [rx.recv().unwrap(), rx.recv().unwrap()];
     let filter = tracer::filter::Filter::new(&[], &wanted_tids[..1], None, None, None, false).unwrap();
-    let probes = Probes::attach(ProbeOptions {
+    let mut probes = Probes::attach(ProbeOptions {
         metrics: MetricSet::NONE,
         filter,
         probe: ProbeKind::TpBtf,

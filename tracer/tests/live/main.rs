@@ -57,7 +57,7 @@ fn attach_with(probe: ProbeKind) -> Probes {
 /// does); returns what the kernel counted and what the tracer saw on the
 /// workload's CPU over the same span.
 fn traced(kind: PingPong, probe: ProbeKind) -> (Outcome, Snapshot, Probes) {
-    let probes = tracer::check::attach(probe, None).unwrap_or_else(|e| panic!("cannot attach: {e}"));
+    let mut probes = tracer::check::attach(probe, None).unwrap_or_else(|e| panic!("cannot attach: {e}"));
     let cpus = [workload_cpu()];
     let before = probes.snapshot_cpus(Some(&cpus)).unwrap();
     let outcome = workload::run(&Spec::new(kind, workload_cpu(), ROUND_TRIPS)).unwrap();
@@ -445,7 +445,7 @@ fn our_maps() -> BTreeSet<u32> {
         .filter(|m| {
             matches!(
                 m.name_as_str(),
-                Some("CPU" | "HISTS" | "TGIDS" | "TIDS" | "CPUS" | "PROCS" | "COMMS")
+                Some("CPU" | "HISTS" | "TGIDS" | "TIDS" | "CPUS" | "PROCS" | "COMMS" | "EXITED")
             )
         })
         .map(|m| m.id())

@@ -278,7 +278,7 @@ fn self_stats_report_the_programs() {
 /// another fork takes the ids. Returns the second run and what `probes` saw
 /// meanwhile on `cpus` (all when `None`).
 fn ping_pong_on_reused_tids(
-    probes: &Probes,
+    probes: &mut Probes,
     label: &str,
     gap: Duration,
     cpus: Option<&[usize]>,
@@ -322,9 +322,9 @@ fn ping_pong_on_reused_tids(
 #[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn reused_thread_ids_are_classified_by_their_new_task() {
     for probe in [ProbeKind::TpBtf, ProbeKind::Tracepoint] {
-        let probes = attach_with(probe);
+        let mut probes = attach_with(probe);
         let cpu = workload_cpu();
-        let (outcome, delta) = ping_pong_on_reused_tids(&probes, probe.name(), Duration::ZERO, Some(&[cpu]));
+        let (outcome, delta) = ping_pong_on_reused_tids(&mut probes, probe.name(), Duration::ZERO, Some(&[cpu]));
         let truth = outcome.switches();
         let (process, thread) = (
             delta.cpu_switches(cpu, Class::Process),
@@ -357,8 +357,8 @@ fn reused_thread_ids_are_classified_by_their_new_task() {
 #[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn reused_thread_ids_do_not_inherit_an_off_cpu_time() {
     const GAP: Duration = Duration::from_secs(1);
-    let probes = tracer::check::attach(ProbeKind::TpBtf, None).unwrap_or_else(|e| panic!("cannot attach: {e}"));
-    let (outcome, delta) = ping_pong_on_reused_tids(&probes, "tp_btf", GAP, None);
+    let mut probes = tracer::check::attach(ProbeKind::TpBtf, None).unwrap_or_else(|e| panic!("cannot attach: {e}"));
+    let (outcome, delta) = ping_pong_on_reused_tids(&mut probes, "tp_btf", GAP, None);
     let offcpu = delta.latency(Metric::Offcpu).expect("off-CPU time is measured");
     let samples: u64 = offcpu.iter().map(|h| h.count()).sum();
     let max = offcpu
