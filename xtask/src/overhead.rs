@@ -1,8 +1,9 @@
-//! `cargo xtask bench-overhead`: what tracing costs a pinned process
-//! ping-pong, variant by variant, in one run. Variants alternate round-robin
-//! so that drift on a shared host hits them all alike; slowdowns are medians
-//! of per-round ratios to the untraced run of the same round, never absolute
-//! times compared across runs.
+//! `cargo xtask bench-overhead`: what tracing costs pinned process and
+//! thread ping-pongs, variant by variant, in one run. Variants alternate
+//! round-robin, each right after an untraced run, so that drift on a shared
+//! host hits both sides of each ratio alike; slowdowns are medians of
+//! per-round ratios to that untraced run, never absolute times compared
+//! across runs.
 
 use std::{
     fmt::Write as _,
@@ -30,6 +31,9 @@ struct Variant {
 /// the classic tracepoint, with a tid -> tgid map filled at switch-out.
 const BPFTRACE_CLASSIFIER: &str = "tracepoint:sched:sched_switch { @tgid[tid] = pid; \
 if (@tgid[args->next_pid] == pid) { @same = count(); } else { @cross = count(); } }";
+
+/// Where `perf sched record` writes (deleted after each of its runs).
+const PERF_DATA: &str = "/tmp/tracer-bench-perf.data";
 
 const VARIANTS: &[Variant] = &[
     Variant {
@@ -79,7 +83,7 @@ const VARIANTS: &[Variant] = &[
     },
     Variant {
         name: "peer: perf sched record",
-        beside: Some(("perf", &["sched", "record", "-o", "/tmp/tracer-bench-perf.data"])),
+        beside: Some(("perf", &["sched", "record", "-o", PERF_DATA])),
         warmup_ms: 2000,
     },
 ];
@@ -177,60 +181,74 @@ pub fn bench(tracer: &Path, rounds: usize, round_trips: u64, out_dir: &Path) -> 
         "xtask: {rounds} rounds of {} variants, pinned process and thread ping-pongs of {round_trips} round trips on CPU {cpu}",
         variants.len()
     );
-    // elapsed[workload][variant][round], switches[workload][round] (untraced)
+    // elapsed[workload][variant][round]; base[workload][variant][round]: the
+    // untraced run just before that variant's (row 0 holds all of them);
+    // switches[workload][run]: of the untraced runs.
     let mut elapsed = vec![vec![Vec::new(); variants.len()]; WORKLOADS.len()];
+    let mut base = vec![vec![Vec::new(); variants.len()]; WORKLOADS.len()];
     let mut switches = vec![Vec::new(); WORKLOADS.len()];
     for round in 0..rounds {
-        let mut i = 0;
-        while i < variants.len() {
+        // Each round starts one variant further on, so that none always runs
+        // right after the same one (perf leaves ~100 MB to write back).
+        let mut k = 0;
+        while k + 1 < variants.len() {
+            let i = 1 + (k + round) % (variants.len() - 1);
             let v = variants[i];
-            let _beside = match v.beside {
-                None => None,
-                Some((program, args)) => {
-                    let program = if program == "tracer" {
-                        tracer.as_os_str()
-                    } else {
-                        std::ffi::OsStr::new(program)
-                    };
-                    let child = Command::new(program)
-                        .args(args)
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .spawn()
-                        .with_context(|| format!("starting {}", v.name))?;
-                    std::thread::sleep(Duration::from_millis(v.warmup_ms));
-                    let mut child = Background(child);
-                    if let Some(status) = child.0.try_wait()? {
-                        // A variant that cannot run here (e.g. no sched_exit_tp)
-                        // is left out of every round, not measured as untraced.
-                        eprintln!("xtask: skipping `{}`: it exited ({status}) before the workload", v.name);
-                        if round > 0 {
-                            bail!("`{}` ran in an earlier round but exited in round {}", v.name, round + 1);
-                        }
-                        variants.remove(i);
-                        for w in &mut elapsed {
-                            w.remove(i);
-                        }
-                        continue;
-                    }
-                    Some(child)
-                }
+            let Some((program, args)) = v.beside else {
+                bail!("variant `{}` runs nothing beside the workload", v.name);
             };
+            // Untraced right before each variant, so that a slow drift of
+            // the host's speed hits both sides of each ratio alike.
             for (w, (_, kind)) in WORKLOADS.iter().enumerate() {
                 let (ns, n) = workload(tracer, kind, cpu, round_trips)?;
-                elapsed[w][i].push(ns as f64);
-                if v.beside.is_none() {
-                    switches[w].push(n as f64);
-                }
+                base[w][i].push(ns as f64);
+                base[w][0].push(ns as f64);
+                elapsed[w][0].push(ns as f64);
+                switches[w].push(n as f64);
             }
-            i += 1;
+            let command = if program == "tracer" {
+                tracer.as_os_str()
+            } else {
+                std::ffi::OsStr::new(program)
+            };
+            let child = Command::new(command)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .with_context(|| format!("starting {}", v.name))?;
+            std::thread::sleep(Duration::from_millis(v.warmup_ms));
+            let mut beside = Background(child);
+            if let Some(status) = beside.0.try_wait()? {
+                // A variant that cannot run here (e.g. no sched_exit_tp) is
+                // left out of every round, not measured as untraced.
+                eprintln!("xtask: skipping `{}`: it exited ({status}) before the workload", v.name);
+                if round > 0 {
+                    bail!("`{}` ran in an earlier round but exited in round {}", v.name, round + 1);
+                }
+                variants.remove(i);
+                for w in elapsed.iter_mut().chain(base.iter_mut()) {
+                    w.remove(i);
+                }
+                continue;
+            }
+            for (w, (_, kind)) in WORKLOADS.iter().enumerate() {
+                let (ns, _) = workload(tracer, kind, cpu, round_trips)?;
+                elapsed[w][i].push(ns as f64);
+            }
+            drop(beside);
+            // What the variant wrote goes to disk now, not during the next one.
+            let _ = fs::remove_file(PERF_DATA);
+            // SAFETY: sync(2) has no preconditions.
+            unsafe { libc::sync() };
+            k += 1;
         }
         eprintln!("xtask: round {}/{rounds} done", round + 1);
     }
 
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let mut md = format!(
-        "# tracer overhead\n\nPinned ping-pongs of {round_trips} round trips on CPU {cpu}, {rounds} rounds, variants round-robin; kernel {}.\n",
+        "# tracer overhead\n\nPinned ping-pongs of {round_trips} round trips on CPU {cpu}, {rounds} rounds, variants round-robin (each round starting one further on), each right after an untraced run that its ratio is to; kernel {}.\n",
         kernel.trim()
     );
     let mut json_workloads = Vec::new();
@@ -240,11 +258,12 @@ pub fn bench(tracer: &Path, rounds: usize, round_trips: u64, out_dir: &Path) -> 
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                let ratios: Vec<f64> = elapsed[w][i].iter().zip(&elapsed[w][0]).map(|(x, u)| x / u).collect();
-                // Paired like the ratios: per round, this variant minus untraced.
+                let ratios: Vec<f64> = elapsed[w][i].iter().zip(&base[w][i]).map(|(x, u)| x / u).collect();
+                // Paired like the ratios: per round, this variant minus the
+                // untraced run just before it.
                 let diffs: Vec<f64> = elapsed[w][i]
                     .iter()
-                    .zip(&elapsed[w][0])
+                    .zip(&base[w][i])
                     .map(|(x, u)| (x - u) / base_switches)
                     .collect();
                 Row {
