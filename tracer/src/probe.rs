@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
     programs::{BtfTracePoint, RawTracePoint, TracePoint},
 };
 use aya_log::EbpfLogger;
@@ -210,8 +210,7 @@ impl ProcMaps {
             if self.counts.remove(&tgid).is_err() {
                 continue;
             }
-            let mut p = ProcSnapshot::sum_of(values.iter());
-            p.comm = self.comms.get(&tgid, 0).unwrap_or_default();
+            let p = self.row(tgid, &values);
             let _ = self.comms.remove(&tgid);
             self.exited.add(tgid, p);
             retired += 1;
@@ -225,11 +224,16 @@ impl ProcMaps {
         for entry in self.counts.iter() {
             // An entry can vanish between listing and reading: skip it.
             let Ok((tgid, values)) = entry else { continue };
-            let mut p = ProcSnapshot::sum_of(values.iter());
-            p.comm = self.comms.get(&tgid, 0).unwrap_or_default();
-            procs.insert(tgid, p);
+            procs.insert(tgid, self.row(tgid, &values));
         }
         self.exited.merged_with(procs)
+    }
+
+    /// One process's row: its per-CPU counters summed, and its name.
+    fn row(&self, tgid: u32, values: &PerCpuValues<ProcCounts>) -> ProcSnapshot {
+        let mut p = ProcSnapshot::sum_of(values.iter());
+        p.comm = self.comms.get(&tgid, 0).unwrap_or_default();
+        p
     }
 }
 
