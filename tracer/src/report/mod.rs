@@ -165,17 +165,21 @@ impl Latency {
         let hdr = h.to_hdr();
         let lowest = h.buckets.iter().position(|&n| n > 0).unwrap_or(0);
         let highest = h.buckets.iter().rposition(|&n| n > 0).unwrap_or(0);
-        let q = |q: f64| hdr.value_at_quantile(q);
+        let (min, max) = (bucket_value(lowest), bucket_value(highest));
+        // HdrHistogram cannot hold 0 (0 ns samples go in at 1) and answers a
+        // bucket's highest equivalent value: no percentile lies outside the
+        // samples' own range.
+        let q = |q: f64| hdr.value_at_quantile(q).clamp(min, max);
         Self {
             count,
             stats: Some(LatencyStats {
-                min: bucket_value(lowest),
+                min,
                 mean: h.sum_ns / count,
                 p50: q(0.50),
                 p90: q(0.90),
                 p99: q(0.99),
                 p999: q(0.999),
-                max: bucket_value(highest),
+                max,
             }),
             log2,
         }
@@ -342,6 +346,26 @@ pub(crate) mod tests {
         for n in [1, 2, 3, 10, 999] {
             let few: Vec<u64> = (0..n).map(|_| rng.log_uniform(100.0, 10e9)).collect();
             check_within_2_percent(&few);
+        }
+    }
+
+    #[test]
+    fn percentiles_stay_within_min_and_max() {
+        // All samples at 0 ns: HdrHistogram holds them at 1.
+        let mut h = ClassHistogram::default();
+        for _ in 0..3 {
+            h.record(0);
+        }
+        let s = Latency::from_histogram(&h).stats.unwrap();
+        assert_eq!((s.min, s.p50, s.p999, s.max), (0, 0, 0, 0));
+        // Spread samples: every percentile between min and max.
+        let mut h = ClassHistogram::default();
+        for ns in [0, 5, 900, 1_000_000, 3_000_000_000] {
+            h.record(ns);
+        }
+        let s = Latency::from_histogram(&h).stats.unwrap();
+        for p in [s.p50, s.p90, s.p99, s.p999] {
+            assert!(s.min <= p && p <= s.max, "{s:?}");
         }
     }
 
