@@ -219,6 +219,11 @@ pub enum Command {
     /// processes; prints one JSON line with what the kernel counted.
     #[command(hide = true)]
     Churn(ChurnArgs),
+    /// A workload for the cross-check against perf sched timehist, for
+    /// tests: pinned to --cpu; prints one JSON line with its processes and
+    /// its own clock.
+    #[command(hide = true)]
+    Scenario(ScenarioArgs),
     /// Load for soak tests: pinned ping-pongs and task churn in turn until
     /// the time is up; prints one JSON line with the kernel's counts.
     #[command(hide = true)]
@@ -286,6 +291,32 @@ pub struct ChurnArgs {
     /// Short-lived child processes to fork (same).
     #[arg(long, default_value_t = 50)]
     pub processes: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ScenarioArgs {
+    #[arg(value_enum)]
+    pub name: ScenarioArg,
+    /// The CPU the measured tasks run on.
+    #[arg(long, default_value_t = 0)]
+    pub cpu: usize,
+    /// The CPU of a helper that must not share it (the wakeups' writer).
+    #[arg(long, default_value_t = 1)]
+    pub other: usize,
+    /// How long the timed scenarios run, in seconds.
+    #[arg(long, default_value_t = 2.0)]
+    pub seconds: f64,
+    /// Iterations of fork-exec.
+    #[arg(long, default_value_t = 300)]
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ScenarioArg {
+    WakeIdle,
+    WakePreempt,
+    Spinners,
+    ForkExec,
 }
 
 #[derive(Debug, Args)]

@@ -4,9 +4,10 @@ use std::process::ExitCode;
 use clap::{CommandFactory as _, Parser as _};
 use tracer::{
     bench, check,
-    cli::{BenchArgs, CheckArgs, CheckProbeArg, Cli, Command, KindArg, PingPongArgs, ViaArg},
+    cli::{BenchArgs, CheckArgs, CheckProbeArg, Cli, Command, KindArg, PingPongArgs, ScenarioArg, ViaArg},
     export,
     probe::ProbeKind,
+    scenario::{self, Scenario},
     workload::{self, PingPong, Spec, Via},
 };
 
@@ -72,6 +73,17 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                 "thread_switches": thread_switches,
                 "process_switches": process_switches,
             });
+            print_quietly(&format!("{line}\n"))?;
+            return Ok(0);
+        }
+        Some(Command::Scenario(args)) => {
+            let scenario = match args.name {
+                ScenarioArg::WakeIdle => Scenario::WakeIdle,
+                ScenarioArg::WakePreempt => Scenario::WakePreempt,
+                ScenarioArg::Spinners => Scenario::Spinners,
+                ScenarioArg::ForkExec => Scenario::ForkExec,
+            };
+            let line = scenario::run(scenario, args.cpu, args.other, args.seconds, args.count)?;
             print_quietly(&format!("{line}\n"))?;
             return Ok(0);
         }

@@ -164,7 +164,7 @@ unsafe impl Sync for Shared {}
 unsafe impl Send for Shared {}
 
 /// Pins the calling thread to `cpu`. Async-signal-safe.
-fn pin(cpu: usize) -> io::Result<()> {
+pub(crate) fn pin(cpu: usize) -> io::Result<()> {
     // SAFETY: an all-zero cpu_set_t is a valid empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: CPU_SET on a valid set; out-of-range CPUs are ignored by libc.

@@ -67,8 +67,10 @@ pub fn test(env: &Env, args: &[String]) -> anyhow::Result<()> {
 }
 
 /// What the export tests run against, from Debian's packages: a Prometheus
-/// server and promtool, HdrHistogram's Java library and a Java runtime.
-const TEST_TOOLS: [(&str, &str); 4] = [
+/// server and promtool, HdrHistogram's Java library and a Java runtime; and
+/// perf, which the cross-check against `perf sched timehist` records with.
+const TEST_TOOLS: [(&str, &str); 5] = [
+    ("/usr/bin/perf", "linux-perf"),
     ("/usr/bin/prometheus", "prometheus"),
     ("/usr/bin/promtool", "prometheus"),
     ("/usr/share/java/hdrhistogram.jar", "libhdrhistogram-java"),
@@ -88,7 +90,7 @@ fn install_test_tools() -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    eprintln!("xtask: installing {} for the export tests", missing.join(", "));
+    eprintln!("xtask: installing {} for the live tests", missing.join(", "));
     let install = || {
         Command::new("apt-get")
             .args(["install", "-y", "-q", "--no-install-recommends"])

@@ -23,6 +23,7 @@ mod classes;
 mod cli;
 mod exports;
 mod filters;
+mod perf_cross;
 mod reliability;
 
 const ROUND_TRIPS: u64 = 100_000;
