@@ -46,8 +46,7 @@ fn attach_with(probe: ProbeKind) -> Probes {
     })
     .unwrap_or_else(|e| panic!("cannot attach: {e}"));
     for (metric, why) in &probes.unavailable {
-        // Only switch cost can be missing (before Linux 6.16), and with the
-        // tracepoint probe the run-queue and off-CPU times.
+        // Only switch cost can be missing (before Linux 6.16).
         eprintln!("skipping checks of {}: {why}", metric.key());
     }
     probes
@@ -100,9 +99,8 @@ fn check_class(kind: PingPong, expected: Class, other: Class, probe: ProbeKind) 
         assert!(check.items.iter().any(|i| i.name == format!("{} samples", m.key())));
     }
     assert!(check.pass(), "{}", check.failures().join("\n"));
-    if probe == ProbeKind::Tracepoint {
-        assert!(delta.latency(Metric::Offcpu).is_none() && delta.latency(Metric::Runq).is_none());
-    }
+    // Both probes measure the run-queue and off-CPU times.
+    assert!(delta.latency(Metric::Offcpu).is_some() && delta.latency(Metric::Runq).is_some());
 }
 
 /// Ids of the loaded BPF programs named like ours (by id, so that programs of
