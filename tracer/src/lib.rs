@@ -20,6 +20,7 @@ pub mod report;
 pub mod run;
 pub mod size;
 pub mod snapshot;
+pub mod spinners;
 pub mod sys;
 pub mod tracefs;
 pub mod workload;

@@ -1,8 +1,11 @@
 //! `tracer check`: does the tracer work on this kernel? Attaches each probe,
-//! runs the pinned thread and process ping-pongs under it, and compares what
-//! the tracer saw with the kernel's own accounting (getrusage and
-//! /proc/thread-self/schedstat), with stated margins. The live tests and the
-//! kernel matrix (`cargo xtask test-kernels`) use the same checks.
+//! runs the pinned thread and process ping-pongs and spinning threads
+//! (`spin`) under it, and compares what the tracer saw with the kernel's
+//! own accounting (getrusage and /proc/thread-self/schedstat), with stated
+//! margins. The live tests and the kernel matrix (`cargo xtask test-kernels`)
+//! use the same checks.
+
+mod spin;
 
 use std::collections::BTreeMap;
 
@@ -48,6 +51,8 @@ pub struct Item {
 #[derive(Clone, Debug, Serialize)]
 pub struct WorkloadCheck {
     pub workload: &'static str,
+    /// What ran, in words.
+    pub title: String,
     pub class: &'static str,
     pub round_trips: u64,
     pub cpu: usize,
@@ -119,7 +124,7 @@ pub struct Check {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    #[error("{kind} ping-pong: {source}")]
+    #[error("{kind}: {source}")]
     Workload { kind: &'static str, source: std::io::Error },
     #[error(transparent)]
     Probe(#[from] ProbeError),
@@ -203,7 +208,7 @@ fn check_probe(options: &Options, kind: ProbeKind, progress: &mut impl FnMut(&st
     for ping_pong in [PingPong::Threads, PingPong::Processes] {
         let warmup = (options.round_trips / 10).clamp(100, 10_000);
         workload::run(&Spec::new(ping_pong, options.cpu, warmup)).map_err(|source| CheckError::Workload {
-            kind: crate::bench::kind_name(ping_pong),
+            kind: ping_pong_name(ping_pong),
             source,
         })?;
     }
@@ -211,15 +216,28 @@ fn check_probe(options: &Options, kind: ProbeKind, progress: &mut impl FnMut(&st
         let name = crate::bench::kind_name(ping_pong);
         progress(&format!("{} probe: {name} ping-pong", kind.name()));
         let before = probes.snapshot_cpus(Some(&cpus))?;
-        let outcome = workload::run(&Spec::new(ping_pong, options.cpu, options.round_trips))
-            .map_err(|source| CheckError::Workload { kind: name, source })?;
+        let outcome = workload::run(&Spec::new(ping_pong, options.cpu, options.round_trips)).map_err(|source| {
+            CheckError::Workload {
+                kind: ping_pong_name(ping_pong),
+                source,
+            }
+        })?;
         let after = probes.snapshot_cpus(Some(&cpus))?;
         check
             .workloads
             .push(compare(ping_pong, options, &outcome, &after.since(&before), &probes));
     }
+    progress(&format!("{} probe: spinning threads", kind.name()));
+    check.workloads.push(spin::check(options, &mut probes)?);
     check.pass = check.workloads.iter().all(WorkloadCheck::pass);
     Ok(check)
+}
+
+fn ping_pong_name(kind: PingPong) -> &'static str {
+    match kind {
+        PingPong::Threads => "thread ping-pong",
+        PingPong::Processes => "process ping-pong",
+    }
 }
 
 /// Attaches `kind` with all metrics, tracing only this process and the
@@ -380,6 +398,12 @@ pub fn compare(
     }
     WorkloadCheck {
         workload: crate::bench::kind_name(kind),
+        title: format!(
+            "{} ping-pong, {} round trips on CPU {cpu} ({} class)",
+            crate::bench::kind_name(kind),
+            options.round_trips,
+            expected.name()
+        ),
         class: expected.name(),
         round_trips: options.round_trips,
         cpu,
@@ -390,7 +414,7 @@ pub fn compare(
 /// Counters and histograms are read one map after the other while the
 /// machine runs on: a few switches (seen: 2, of the check's own threads once
 /// it is off the workload's CPU again) fall between the two reads.
-const SNAPSHOT_SKEW: u64 = 20;
+pub(crate) const SNAPSHOT_SKEW: u64 = 20;
 
 /// `seen` is within `-share .. +share + 200` of `truth`.
 fn within(seen: u64, truth: u64, share: f64) -> bool {
@@ -452,11 +476,7 @@ pub fn table(check: &Check) -> String {
             let _ = writeln!(out, "  {metric} unavailable: {why}");
         }
         for w in &p.workloads {
-            let _ = writeln!(
-                out,
-                "  {} ping-pong, {} round trips on CPU {} ({} class):",
-                w.workload, w.round_trips, w.cpu, w.class
-            );
+            let _ = writeln!(out, "  {}:", w.title);
             for i in &w.items {
                 let _ = writeln!(
                     out,
