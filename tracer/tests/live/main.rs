@@ -24,6 +24,7 @@ mod cli;
 mod exports;
 mod filters;
 mod reliability;
+mod waits;
 
 const ROUND_TRIPS: u64 = 100_000;
 const NEEDS_ROOT: &str = "needs root and a kernel with BPF and BTF: run `cargo xtask test`";
@@ -448,4 +449,18 @@ fn our_maps() -> BTreeSet<u32> {
         })
         .map(|m| m.id())
         .collect()
+}
+
+/// Samples of `metric` over every class, and the longest.
+fn samples_and_max(delta: &Snapshot, metric: Metric) -> (u64, u64) {
+    let hists = delta
+        .latency(metric)
+        .unwrap_or_else(|| panic!("{} is measured", metric.key()));
+    let samples = hists.iter().map(|h| h.count()).sum();
+    let max = hists
+        .iter()
+        .filter_map(|h| tracer::report::Latency::from_histogram(h).stats.map(|s| s.max))
+        .max()
+        .unwrap_or(0);
+    (samples, max)
 }

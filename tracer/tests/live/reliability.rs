@@ -363,20 +363,20 @@ fn reused_thread_ids_do_not_inherit_an_off_cpu_time() {
     const GAP: Duration = Duration::from_secs(1);
     let mut probes = tracer::check::attach(ProbeKind::TpBtf, None).unwrap_or_else(|e| panic!("cannot attach: {e}"));
     let (outcome, delta) = ping_pong_on_reused_tids(&mut probes, "tp_btf", GAP, None);
-    let offcpu = delta.latency(Metric::Offcpu).expect("off-CPU time is measured");
-    let samples: u64 = offcpu.iter().map(|h| h.count()).sum();
-    let max = offcpu
-        .iter()
-        .filter_map(|h| tracer::report::Latency::from_histogram(h).stats.map(|s| s.max))
-        .max()
-        .unwrap_or(0);
-    eprintln!(
-        "{samples} off-CPU samples for {} switches, longest {max} ns",
-        outcome.switches()
-    );
-    assert!(samples as f64 >= 0.97 * outcome.switches() as f64, "{samples} samples");
-    assert!(
-        u128::from(max) < GAP.as_nanos(),
-        "an off-CPU time of {max} ns: a new task inherited the stamp of the thread that had its id"
-    );
+    // Run-queue stamps live in the same slots: a new task must not inherit
+    // those either.
+    for metric in [Metric::Offcpu, Metric::Runq] {
+        let (samples, max) = samples_and_max(&delta, metric);
+        eprintln!(
+            "{samples} {} samples for {} switches, longest {max} ns",
+            metric.key(),
+            outcome.switches()
+        );
+        assert!(samples as f64 >= 0.97 * outcome.switches() as f64, "{samples} samples");
+        assert!(
+            u128::from(max) < GAP.as_nanos(),
+            "{} of {max} ns: a new task inherited the stamp of the thread that had its id",
+            metric.key()
+        );
+    }
 }
