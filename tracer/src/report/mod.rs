@@ -45,7 +45,10 @@ pub fn meaning(metric: Metric) -> &'static str {
             "from sched_switch (prev leaving) until the incoming task runs again on the same CPU \
              (sched_exit_tp); includes the part of the tracer's own probes that runs between their timestamps"
         }
-        Metric::Runq => "from wakeup (or preemption, for a task still runnable) until switched in: waiting for a CPU",
+        Metric::Runq => {
+            "from the moment the task became runnable (woken, or switched out still runnable) until switched in: \
+             waiting for a CPU"
+        }
         Metric::Offcpu => "from the task's last switch-out until its switch-in: away from the CPU, blocked or waiting",
         Metric::Oncpu => "from the task's switch-in until its switch-out: the slice it ran",
     }
