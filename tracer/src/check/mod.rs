@@ -96,10 +96,11 @@ pub struct ProbeCheck {
     pub metrics: Vec<&'static str>,
     /// Metrics this kernel cannot give with this probe, and why.
     pub missing: BTreeMap<&'static str, String>,
-    /// Where per-task timestamps live: `task_storage` or `lru_hash`.
+    /// Where the per-thread stamps of threads beyond `offcpu_slots` live:
+    /// `task_storage` or `lru_hash`.
     pub task_times: Option<&'static str>,
-    /// Off-CPU timestamps of thread ids below this are in an array indexed
-    /// by id (the rest with the other per-task times).
+    /// Off-CPU and run-queue stamps of thread ids below this are in an
+    /// array indexed by id (the rest in `task_times`).
     pub offcpu_slots: Option<u32>,
     pub workloads: Vec<WorkloadCheck>,
     pub pass: bool,
@@ -192,14 +193,13 @@ fn check_probe(options: &Options, kind: ProbeKind, progress: &mut impl FnMut(&st
         .map(|(m, why)| (m.key(), why.clone()))
         .collect();
     check.task_offsets = probes.task_offsets;
-    // Only the tp_btf probe keeps per-task timestamps.
-    if probes.probe == ProbeKind::TpBtf {
+    check.offcpu_slots = Some(probes.offcpu_slots).filter(|&n| n > 0);
+    if check.offcpu_slots.is_some() {
         check.task_times = Some(if probes.task_storage {
             "task_storage"
         } else {
             "lru_hash"
         });
-        check.offcpu_slots = Some(probes.offcpu_slots).filter(|&n| n > 0);
     }
     let cpus = [options.cpu];
     // Warm up both workloads under the freshly loaded programs (page faults,
@@ -467,8 +467,7 @@ pub fn table(check: &Check) -> String {
             },
             match (p.task_times, p.offcpu_slots) {
                 (Some(t), Some(n)) =>
-                    format!(" (off-CPU stamps in {n} slots by thread id, other per-task times in {t})"),
-                (Some(t), None) => format!(" (per-task times in {t})"),
+                    format!(" (off-CPU and run-queue stamps in {n} slots by thread id, beyond in {t})"),
                 _ => String::new(),
             }
         );
