@@ -16,6 +16,7 @@ pub mod filter;
 pub mod metrics;
 pub mod privilege;
 pub mod probe;
+pub mod procstat;
 pub mod report;
 pub mod run;
 pub mod size;

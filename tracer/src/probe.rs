@@ -275,6 +275,8 @@ pub struct Probes {
     pub offcpu_slots: u32,
     /// The `task_struct` offsets loaded with, from kernel BTF (tp_btf only).
     pub task_offsets: Option<TaskOffsets>,
+    /// Some filter is on: not every switch is traced.
+    pub filtered: bool,
 }
 
 /// Turns the BTF view of the cgroup chain and the wanted cgroup into the
@@ -585,6 +587,7 @@ impl Probes {
             task_storage,
             offcpu_slots,
             task_offsets: (plan.probe == ProbeKind::TpBtf).then_some(plan.offsets),
+            filtered: opts.filter.bits() != 0,
         })
     }
 
@@ -672,6 +675,15 @@ impl Probes {
     fn read(&mut self, cpus: Option<&[usize]>, with_procs: bool) -> Result<Snapshot, ProbeError> {
         self.retire_exited();
         let taken_ns = crate::sys::monotonic_ns();
+        // Right before the counters, so that the two are read as close
+        // together as they can be (the difference is read skew only).
+        let kernel_switches = match crate::procstat::context_switches() {
+            Ok(n) => Some(n),
+            Err(e) => {
+                log::warn!("{e}");
+                None
+            }
+        };
         let per_cpu = self
             .cpu_map
             .get(&0, 0)
@@ -714,6 +726,7 @@ impl Probes {
             procs,
             procs_dropped,
             unresolved,
+            kernel_switches,
             own: self
                 .stats
                 .is_some()

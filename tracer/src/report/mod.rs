@@ -27,6 +27,8 @@ pub struct Meta {
     pub unavailable: Vec<(Metric, String)>,
     /// How many processes a per-process breakdown shows (`--top`).
     pub top: usize,
+    /// Some filter is on: tracer's total is part of the host's.
+    pub filtered: bool,
 }
 
 impl Meta {
@@ -68,6 +70,9 @@ pub struct Report {
     pub unresolved: u64,
     /// With `--self-stats`: what tracer cost during the report's span.
     pub own: Option<crate::snapshot::OwnCost>,
+    /// Switches the kernel counted in the same span, all CPUs and tasks
+    /// (/proc/stat `ctxt`); `None` if unreadable.
+    pub kernel_switches: Option<u64>,
 }
 
 /// The per-process breakdown.
@@ -229,6 +234,7 @@ impl Report {
             processes,
             unresolved: delta.unresolved,
             own: delta.own,
+            kernel_switches: delta.kernel_switches,
         }
     }
 
@@ -274,6 +280,7 @@ pub(crate) mod tests {
             selected: MetricSet::ALL,
             unavailable: Vec::new(),
             top: 20,
+            filtered: false,
         }
     }
 
