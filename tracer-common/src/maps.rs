@@ -164,7 +164,9 @@ pub struct ProcCounts {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TaskTimes {
-    /// When the thread last left a CPU; 0 if not seen yet, or exited.
+    /// When the thread last left a CPU; 0 if not seen yet (cleared when a
+    /// new thread is first queued, so one that gets the id of an exited
+    /// thread does not inherit its stamp).
     pub offcpu_since: u64,
     /// When the thread last became runnable: woken (`sched_waking`, or
     /// `sched_wakeup_new` for a new task), or switched out still runnable
@@ -180,14 +182,6 @@ pub struct TaskTimes {
 /// [`TASK_TIMES_MAP`].
 pub const TID_TIMES_MAP: &str = "TID_TIMES";
 pub const MAX_TID_TIMES: u32 = 1 << 20;
-
-/// `TASK_DEAD` (include/linux/sched.h, the same value since Linux 4.14): the
-/// state of a task at its last switch-out.
-pub const TASK_DEAD: u32 = 0x0080;
-/// `EXIT_DEAD | EXIT_ZOMBIE` (include/linux/sched.h): the classic
-/// sched_switch tracepoint's `prev_state` at a task's last switch-out (it
-/// reports `exit_state` there).
-pub const TP_STATE_EXITED: i64 = 0x0010 | 0x0020;
 
 /// Map: `PerCpuArray<CpuState>`, one entry (counters and per-CPU state).
 pub const CPU_MAP: &str = "CPU";

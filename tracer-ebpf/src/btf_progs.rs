@@ -3,17 +3,13 @@
 
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use aya_log_ebpf::error;
-use tracer_common::{
-    class::is_voluntary,
-    maps::{PREV_STATE_FROM_ARGUMENT, TASK_DEAD},
-};
+use tracer_common::{class::is_voluntary, maps::PREV_STATE_FROM_ARGUMENT};
 
 use crate::{
     account::{cpu_state, on_switch, on_switch_end, retire_process},
     state::{COMMS, FOLLOW_CHILDREN, PROCS, TASK_COMM_OFFSET, TASK_PID_OFFSET, TASK_PREV_STATE_OFFSET, TGIDS, global},
     task::{BtfTask, Task, task_field},
-    times,
-    waits::{self, Leaving},
+    times, waits,
 };
 
 /// `TASK_RUNNING` (include/linux/sched.h).
@@ -56,12 +52,16 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), &'static str> {
     let Some(traced) = on_switch(cpu, &prev, &prev_ids, &next, &next_ids, voluntary)? else {
         return Ok(());
     };
-    let leaving = Leaving {
-        // A preempted task stays queued whatever its state says.
-        runnable: preempt || prev_state == TASK_RUNNING,
-        dead: prev_state & TASK_DEAD != 0,
-    };
-    waits::on_switch(&traced, &prev, prev_ids.pid as u32, leaving, &next, next_ids.pid as u32)
+    // A preempted task stays queued whatever its state says.
+    let runnable = preempt || prev_state == TASK_RUNNING;
+    waits::on_switch(
+        &traced,
+        &prev,
+        prev_ids.pid as u32,
+        runnable,
+        &next,
+        next_ids.pid as u32,
+    )
 }
 
 /// The floor for overhead benchmarks: an empty program on sched_switch. What
@@ -90,13 +90,12 @@ pub fn sched_exit(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
-/// `p` became runnable: it waits in the run queue from now.
+/// The stamps of `p`, a tp_btf task pointer, created if need be.
 #[inline(always)]
-fn stamp_runnable(p: *const u8) {
-    let task = BtfTask(p);
+fn times_of(p: *const u8) -> Option<&'static mut tracer_common::maps::TaskTimes> {
     // SAFETY: `p` is a tp_btf task pointer; the offset is that of `pid`, a pid_t.
     let pid = unsafe { task_field::<i32>(p, global(&TASK_PID_OFFSET)) } as u32;
-    waits::woken(task.times(pid, true));
+    BtfTask(p).times(pid, true)
 }
 
 // include/trace/events/sched.h: TP_PROTO(struct task_struct *p)
@@ -106,7 +105,7 @@ fn stamp_runnable(p: *const u8) {
 // and the task waits from here.
 #[btf_tracepoint(function = "sched_waking")]
 pub fn sched_waking(ctx: BtfTracePointContext) -> i32 {
-    stamp_runnable(ctx.arg(0));
+    waits::woken(times_of(ctx.arg(0)));
     0
 }
 
@@ -114,7 +113,7 @@ pub fn sched_waking(ctx: BtfTracePointContext) -> i32 {
 // A new task (there is no sched_waking for it), as it is first enqueued.
 #[btf_tracepoint(function = "sched_wakeup_new")]
 pub fn sched_wakeup_new(ctx: BtfTracePointContext) -> i32 {
-    stamp_runnable(ctx.arg(0));
+    waits::born(times_of(ctx.arg(0)));
     0
 }
 

@@ -12,15 +12,14 @@ use aya_ebpf::{
 use aya_log_ebpf::error;
 use tracer_common::{
     class::{PF_KTHREAD, TaskIds},
-    maps::{TASK_KTHREAD_BIT, TP_STATE_EXITED},
+    maps::TASK_KTHREAD_BIT,
 };
 
 use crate::{
     account::{cpu_state, not_traced, on_switch, on_switch_end, retire_process},
     state::{COMMS, FOLLOW_CHILDREN, PROCS, TASKS, TGIDS, TP_LAYOUT, global},
     task::{TpTask, tid_times},
-    times,
-    waits::{self, Leaving},
+    times, waits,
 };
 
 /// `CLONE_THREAD` from include/uapi/linux/sched.h (ABI).
@@ -107,32 +106,28 @@ fn try_tp_sched_switch(ctx: &TracePointContext) -> Result<(), &'static str> {
     let Some(traced) = on_switch(cpu, &prev, &prev_ids, &next, &next_ids, !preempted)? else {
         return Ok(());
     };
-    let leaving = Leaving {
-        runnable: preempted,
-        dead: !preempted && prev_state & TP_STATE_EXITED != 0,
-    };
-    waits::on_switch(&traced, &prev, prev_pid as u32, leaving, &next, next_pid as u32)
+    waits::on_switch(&traced, &prev, prev_pid as u32, preempted, &next, next_pid as u32)
 }
 
-// sched/sched_waking and sched/sched_wakeup_new: pid (the woken thread); see
-// `btf_progs::sched_waking`.
+/// The stamps of the thread an event of sched/sched_waking or
+/// sched/sched_wakeup_new is about (its `pid`), created if need be.
 #[inline(always)]
-fn tp_woken(ctx: &TracePointContext) {
+fn tp_times_of(ctx: &TracePointContext) -> Option<&'static mut tracer_common::maps::TaskTimes> {
     // SAFETY: offset of a field of this event, from its format file.
-    if let Ok(pid) = unsafe { ctx.read_at::<i32>(global(&TP_LAYOUT).wakeup_pid as usize) } {
-        waits::woken(tid_times(pid as u32, true));
-    }
+    let pid = unsafe { ctx.read_at::<i32>(global(&TP_LAYOUT).wakeup_pid as usize) }.ok()?;
+    tid_times(pid as u32, true)
 }
 
+// See `btf_progs::sched_waking`.
 #[tracepoint(category = "sched", name = "sched_waking")]
 pub fn tp_sched_waking(ctx: TracePointContext) -> u32 {
-    tp_woken(&ctx);
+    waits::woken(tp_times_of(&ctx));
     0
 }
 
 #[tracepoint(category = "sched", name = "sched_wakeup_new")]
 pub fn tp_sched_wakeup_new(ctx: TracePointContext) -> u32 {
-    tp_woken(&ctx);
+    waits::born(tp_times_of(&ctx));
     0
 }
 

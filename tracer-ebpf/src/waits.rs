@@ -41,26 +41,17 @@ pub fn slot(pid: u32) -> Option<&'static mut TaskTimes> {
     TID_TIMES.get_ptr_mut(pid).map(|p| unsafe { &mut *p })
 }
 
-/// How the thread that leaves the CPU leaves it.
-#[derive(Clone, Copy)]
-pub struct Leaving {
-    /// Still runnable: preempted, or switched out in the running state.
-    pub runnable: bool,
-    /// Its last switch-out (it has exited): its stamps are cleared, so that
-    /// a thread that gets its id later starts afresh.
-    pub dead: bool,
-}
-
-/// The stamps part of a traced switch: stamps `prev` as it leaves, and
-/// records `next`'s off-CPU and run-queue times as it comes in (when
-/// `t.record`). Only tasks that pass the task filters are stamped or
+/// The stamps part of a traced switch: stamps `prev` as it leaves (still
+/// runnable when `prev_runnable`: preempted, or switched out in the running
+/// state), and records `next`'s off-CPU and run-queue times as it comes in
+/// (when `t.record`). Only tasks that pass the task filters are stamped or
 /// measured; the idle task never.
 #[inline(always)]
 pub fn on_switch<P: Task, N: Task>(
     t: &Traced,
     prev: &P,
     prev_pid: u32,
-    leaving: Leaving,
+    prev_runnable: bool,
     next: &N,
     next_pid: u32,
 ) -> Result<(), &'static str> {
@@ -72,17 +63,16 @@ pub fn on_switch<P: Task, N: Task>(
         && t.prev_selected
         && let Some(times) = prev.times(prev_pid, true)
     {
-        let gone = leaving.dead;
         if offcpu {
-            times.offcpu_since = if gone { 0 } else { t.now };
+            times.offcpu_since = t.now;
         }
         if runq {
             // A stamp on a task that blocks: it was woken while still on the
             // CPU (a waker saw it asleep before it switched out) and waits
             // from here; or the stamp is left from a wakeup that needed no
             // switch, and the wakeup this task now needs overwrites it.
-            let waits = leaving.runnable || times.runq_since != 0;
-            times.runq_since = if waits && !gone { t.now } else { 0 };
+            let waits = prev_runnable || times.runq_since != 0;
+            times.runq_since = if waits { t.now } else { 0 };
         }
     }
     if next_pid != 0
@@ -107,6 +97,18 @@ pub fn on_switch<P: Task, N: Task>(
 #[inline(always)]
 pub fn woken(times: Option<&'static mut TaskTimes>) {
     if let Some(times) = times {
+        // SAFETY: helper without preconditions.
+        times.runq_since = unsafe { bpf_ktime_get_ns() };
+    }
+}
+
+/// A new thread is queued for the first time (`sched_wakeup_new`, before
+/// its first switch-in): it has not been off a CPU yet, whatever the stamps
+/// of an exited thread that had its id say, and it waits from now.
+#[inline(always)]
+pub fn born(times: Option<&'static mut TaskTimes>) {
+    if let Some(times) = times {
+        times.offcpu_since = 0;
         // SAFETY: helper without preconditions.
         times.runq_since = unsafe { bpf_ktime_get_ns() };
     }

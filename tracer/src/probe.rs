@@ -475,9 +475,12 @@ impl Plan {
         if opts.per_process {
             attach_tp_btf(ebpf, PROG_SCHED_PROCESS_EXEC, "sched_process_exec", btf)?;
         }
+        if self.needs_task_times() {
+            // New threads start with clean stamps (and wait from there).
+            attach_tp_btf(ebpf, PROG_SCHED_WAKEUP_NEW, "sched_wakeup_new", btf)?;
+        }
         if self.measured.contains(Metric::Runq) {
             attach_tp_btf(ebpf, PROG_SCHED_WAKING, "sched_waking", btf)?;
-            attach_tp_btf(ebpf, PROG_SCHED_WAKEUP_NEW, "sched_wakeup_new", btf)?;
         }
         if self.measured.contains(Metric::SwitchCost) {
             attach_tp_btf(ebpf, PROG_SCHED_EXIT, SCHED_EXIT_TP, btf)?;
@@ -502,9 +505,11 @@ impl Plan {
             let _ = map.insert(&t.tid, &value, BPF_NOEXIST);
         }
         log::info!("seeded {} threads from /proc", self.tasks.len());
+        if self.needs_task_times() {
+            attach_tracepoint(ebpf, PROG_TP_SCHED_WAKEUP_NEW, "sched", "sched_wakeup_new")?;
+        }
         if self.measured.contains(Metric::Runq) {
             attach_tracepoint(ebpf, PROG_TP_SCHED_WAKING, "sched", "sched_waking")?;
-            attach_tracepoint(ebpf, PROG_TP_SCHED_WAKEUP_NEW, "sched", "sched_wakeup_new")?;
         }
         if self.measured.contains(Metric::SwitchCost) && attach_raw(ebpf, PROG_RAW_SCHED_EXIT, SCHED_EXIT_TP).is_err() {
             self.drop_metric(Metric::SwitchCost, no_sched_exit_tp());

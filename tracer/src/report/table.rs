@@ -318,7 +318,11 @@ mod tests {
         );
         let rows: Vec<&str> = text.lines().collect();
         assert!(rows[0].starts_with("1010 switches in 1.00s (1010.0/s)"), "{}", rows[0]);
-        assert!(rows[1].starts_with("kernel's own switch count unavailable"), "{}", rows[1]);
+        assert!(
+            rows[1].starts_with("kernel's own switch count unavailable"),
+            "{}",
+            rows[1]
+        );
         assert!(rows[2].split_whitespace().eq([
             "class", "switches", "rate/s", "vol%", "pre%", "cost-n", "min", "p50", "p90", "p99", "p99.9", "max"
         ]));
@@ -350,11 +354,19 @@ mod tests {
         let text = render(&Report::between(&a, &b, meta()), MetricSet::NONE);
         let rows: Vec<&str> = text.lines().collect();
         assert!(rows[0].starts_with("1 switches in"), "{text}");
-        assert_eq!(rows[1], "kernel counted 1012 switches in the same span (/proc/stat ctxt)");
+        assert_eq!(
+            rows[1],
+            "kernel counted 1012 switches in the same span (/proc/stat ctxt)"
+        );
         let mut m = meta();
         m.filtered = true;
         let text = render(&Report::between(&a, &b, m), MetricSet::NONE);
-        assert!(text.lines().nth(1).unwrap().contains("1012 switches in the same span on the whole host"));
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .contains("1012 switches in the same span on the whole host")
+        );
         a.kernel_switches = None;
         let text = render(&Report::between(&a, &b, meta()), MetricSet::NONE);
         assert!(text.lines().nth(1).unwrap().contains("unavailable"), "{text}");

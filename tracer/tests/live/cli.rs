@@ -65,7 +65,11 @@ fn the_kernels_count_under_a_filter_is_the_whole_hosts() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no kernel count: {stdout}"));
     assert!(line.contains("on the whole host"), "{line}");
-    assert!(kernel >= outcome.switches(), "{line}: the workload alone made {}", outcome.switches());
+    assert!(
+        kernel >= outcome.switches(),
+        "{line}: the workload alone made {}",
+        outcome.switches()
+    );
 }
 
 /// `--interval`: one line per interval, each covering that interval.
