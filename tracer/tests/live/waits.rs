@@ -16,10 +16,8 @@ fn pin(cpu: usize) {
     // SAFETY: CPU_SET on a valid set, within its size.
     unsafe { libc::CPU_SET(cpu, &mut set) };
     // SAFETY: `set` is a valid cpu_set_t of the size given.
-    assert_eq!(
-        unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) },
-        0
-    );
+    let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
+    assert_eq!(rc, 0, "cannot pin to CPU {cpu}");
 }
 
 /// With `--cpu 1`, a thread that leaves CPU 1, runs and sleeps on CPU 0 for
