@@ -84,31 +84,11 @@ pub struct CpuState {
     /// Classic-tracepoint probe only: switches whose incoming task's process
     /// was not known (reported, never silently dropped).
     pub unresolved: u64,
-    /// `next->sched_info.last_queued` at the last switch (run-queue clock),
-    /// for `runq_latency_ns` from the scheduler's own accounting; 0 if none.
-    pub runq_queued: u64,
     /// `--per-process`: processes gone whose tgid could not be queued in
     /// [`EXITED_MAP`] (it was full). Their rows stay in [`PROCS_MAP`], still
     /// reported, but never retired.
     pub procs_unretired: u64,
 }
-
-/// Load-time global: where to find the scheduler's own wait accounting.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SchedInfo {
-    /// Non-zero: `runq_latency_ns` is `last_arrival - last_queued` of the
-    /// incoming task, read at sched_switch and at sched_exit_tp.
-    pub enabled: u32,
-    /// Offset of `task_struct.sched_info.last_queued`.
-    pub last_queued: u32,
-    /// Offset of `task_struct.sched_info.last_arrival`.
-    pub last_arrival: u32,
-    pub _pad: u32,
-}
-
-/// Load-time global: `SchedInfo`.
-pub const GLOBAL_SCHED_INFO: &str = "SCHED_INFO";
 
 /// Classic-tracepoint probe: byte offsets of the fields it reads, from each
 /// event's `format` file in tracefs, and what else it needs to know.
@@ -130,6 +110,8 @@ pub struct TracepointLayout {
     pub free_pid: u32,
     /// pid of `kthreadd`, the parent of every kernel thread.
     pub kthreadd: u32,
+    /// sched/sched_waking and sched/sched_wakeup_new (same format): `pid`.
+    pub wakeup_pid: u32,
 }
 
 /// Classic-tracepoint probe: capacity of [`TASKS_MAP`] (live threads).
@@ -177,28 +159,29 @@ pub struct ProcCounts {
     pub r#in: [u64; NUM_CLASSES],
 }
 
-/// Per-task timestamps (task-local storage, freed with the task).
+/// Per-thread timestamps, `bpf_ktime_get_ns()` (CLOCK_MONOTONIC), 0 when
+/// not set.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TaskTimes {
-    /// When the task last left a CPU; 0 if not seen yet.
+    /// When the thread last left a CPU; 0 if not seen yet (cleared when a
+    /// new thread is first queued, so one that gets the id of an exited
+    /// thread does not inherit its stamp).
     pub offcpu_since: u64,
-    /// When the task last became runnable (woken, or preempted while
-    /// runnable); 0 when it is running or sleeping.
+    /// When the thread last became runnable: woken (`sched_waking`, or
+    /// `sched_wakeup_new` for a new task), or switched out still runnable
+    /// (preempted or yielding); 0 when it is running or sleeping.
     pub runq_since: u64,
 }
 
-/// Map: when each thread last left a CPU (`bpf_ktime_get_ns()`), indexed by
-/// thread id, for `offcpu_ns`; 0 when not known (not seen yet, or exited).
-/// The CLI sizes it to the kernel's `pid_max`, at most this many entries
-/// (8 bytes each: 256 KiB at the usual 32,768, 8 MiB at the cap). Threads
-/// with higher ids keep theirs in `TASK_TIMES`.
-pub const OFFCPU_SINCE_MAP: &str = "OFFCPU_SINCE";
-pub const MAX_OFFCPU_TIDS: u32 = 1 << 20;
-
-/// `TASK_DEAD` (include/linux/sched.h, the same value since Linux 4.14): the
-/// state of a task at its last switch-out.
-pub const TASK_DEAD: u32 = 0x0080;
+/// Map: `Array<TaskTimes>` indexed by thread id, for `offcpu_ns` and
+/// `runq_latency_ns`: a lookup the verifier inlines, no hash, no helper
+/// call. The CLI sizes it to the kernel's `pid_max`, at most
+/// [`MAX_TID_TIMES`] entries (16 bytes each: 512 KiB at the usual 32,768,
+/// 16 MiB at the cap; not per CPU). Threads with higher ids keep theirs in
+/// [`TASK_TIMES_MAP`].
+pub const TID_TIMES_MAP: &str = "TID_TIMES";
+pub const MAX_TID_TIMES: u32 = 1 << 20;
 
 /// Map: `PerCpuArray<CpuState>`, one entry (counters and per-CPU state).
 pub const CPU_MAP: &str = "CPU";
@@ -281,14 +264,15 @@ pub const COMMS_MAP: &str = "COMMS";
 /// (leader freed) that have a row in [`PROCS_MAP`]. Userspace drains it,
 /// keeps their final counts and deletes their rows.
 pub const EXITED_MAP: &str = "EXITED";
-/// Map: per-task `TaskTimes` (task storage, or an LRU hash by thread id on
-/// kernels before 5.11).
+/// Map: per-task `TaskTimes` for threads beyond [`TID_TIMES_MAP`]: task
+/// storage, or an LRU hash by thread id (object `tracer-lru`: kernels before
+/// 5.11, and the classic-tracepoint probe, which has no task pointers).
 pub const TASK_TIMES_MAP: &str = "TASK_TIMES";
 
 /// Program names (the Rust function names in `tracer-ebpf`).
 pub const PROG_SCHED_SWITCH: &str = "sched_switch";
 pub const PROG_SCHED_EXIT: &str = "sched_exit";
-pub const PROG_SCHED_WAKEUP: &str = "sched_wakeup";
+pub const PROG_SCHED_WAKING: &str = "sched_waking";
 pub const PROG_SCHED_WAKEUP_NEW: &str = "sched_wakeup_new";
 pub const PROG_SCHED_PROCESS_FORK: &str = "sched_process_fork";
 pub const PROG_SCHED_PROCESS_FREE: &str = "sched_process_free";
@@ -302,6 +286,8 @@ pub const PROG_RAW_SCHED_EXIT: &str = "raw_sched_exit";
 pub const PROG_TP_TASK_NEWTASK: &str = "tp_task_newtask";
 pub const PROG_TP_PROCESS_FREE: &str = "tp_process_free";
 pub const PROG_TP_PROCESS_EXEC: &str = "tp_process_exec";
+pub const PROG_TP_SCHED_WAKING: &str = "tp_sched_waking";
+pub const PROG_TP_SCHED_WAKEUP_NEW: &str = "tp_sched_wakeup_new";
 
 #[cfg(feature = "user")]
 mod pod {
@@ -315,8 +301,6 @@ mod pod {
     unsafe impl aya::Pod for super::CgroupFilter {}
     // SAFETY: `#[repr(C)]`, only `u32` fields, no padding; every bit pattern is valid.
     unsafe impl aya::Pod for super::TracepointLayout {}
-    // SAFETY: `#[repr(C)]`, only `u32` fields, no padding; every bit pattern is valid.
-    unsafe impl aya::Pod for super::SchedInfo {}
     // SAFETY: `#[repr(C)]`, only `u64` fields, no padding; every bit pattern is valid.
     unsafe impl aya::Pod for crate::hist::Histogram {}
 }

@@ -64,8 +64,19 @@ fn task_selected<T: Task>(filter: u32, task: &T, ids: &TaskIds) -> bool {
     true
 }
 
-/// Under the filters: whether `(prev, next)` pass the task filters (both true
-/// when none is set), or `None` when the switch is not traced at all.
+/// Whether this CPU passes `--cpu` (true when that filter is off).
+#[inline(always)]
+fn cpu_selected(filter: u32) -> bool {
+    if filter & FILTER_CPU == 0 {
+        return true;
+    }
+    // SAFETY: helper without preconditions.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    CPUS.get(cpu).is_some_and(|&on| on != 0)
+}
+
+/// Under the task filters: whether `(prev, next)` pass them (both true when
+/// none is set), or `None` when neither does.
 #[inline(always)]
 fn selection<P: Task, N: Task>(
     filter: u32,
@@ -74,13 +85,6 @@ fn selection<P: Task, N: Task>(
     next: &N,
     next_ids: &TaskIds,
 ) -> Option<(bool, bool)> {
-    if filter & FILTER_CPU != 0 {
-        // SAFETY: helper without preconditions.
-        let cpu = unsafe { bpf_get_smp_processor_id() };
-        if CPUS.get(cpu).is_none_or(|&on| on == 0) {
-            return None;
-        }
-    }
     if filter & (FILTER_TGID | FILTER_TID | FILTER_COMM | FILTER_CGROUP) == 0 {
         return Some((true, true));
     }
@@ -152,18 +156,23 @@ pub fn record(metric: Metric, class: usize, ns: u64) -> Result<(), &'static str>
 }
 
 /// A switch that is traced: its class, the time it was seen (0 when no
-/// latency is measured), and which of its tasks pass the task filters (both
-/// without filters). A task's latencies are measured only when it passes:
-/// on-CPU time for `prev`, off-CPU and run-queue time for `next`.
+/// latency is measured), which of its tasks pass the task filters (both
+/// without filters), and whether its samples are recorded. A task's
+/// latencies are measured only when it passes: on-CPU time for `prev`,
+/// off-CPU and run-queue time for `next`.
 pub struct Traced {
     pub class: usize,
     pub now: u64,
     pub prev_selected: bool,
     pub next_selected: bool,
+    /// False on a CPU that `--cpu` leaves out: nothing is counted or
+    /// recorded, but the per-thread stamps are kept (`waits`), since a
+    /// thread that waits on one CPU may be switched in on another.
+    pub record: bool,
 }
 
 /// Everything a traced switch does that needs no per-task state. `None` when
-/// the filters leave it out.
+/// the filters leave it out (and no per-thread stamps need keeping).
 #[inline(always)]
 pub fn on_switch<P: Task, N: Task>(
     cpu: &mut CpuState,
@@ -179,16 +188,26 @@ pub fn on_switch<P: Task, N: Task>(
     } else if let Some(sel) = selection(filter, prev, prev_ids, next, next_ids) {
         sel
     } else {
-        // Not traced. The next switch's on-CPU time and this switch's cost
-        // would span a task that is not traced: drop them.
-        cpu.last_switch_ns = 0;
-        cpu.switch_start_ns = 0;
-        cpu.runq_queued = 0;
+        not_traced(cpu);
         return Ok(None);
     };
-
     let class = classify(prev_ids, next_ids);
     let c = class.index();
+    if filter != 0 && !cpu_selected(filter) {
+        not_traced(cpu);
+        if !(measures(Metric::Offcpu) || measures(Metric::Runq)) {
+            return Ok(None);
+        }
+        return Ok(Some(Traced {
+            class: c,
+            // SAFETY: helper without preconditions.
+            now: unsafe { bpf_ktime_get_ns() },
+            prev_selected,
+            next_selected,
+            record: false,
+        }));
+    }
+
     let kind = if voluntary { VOLUNTARY } else { PREEMPTED };
     if let Some(slot) = cpu.counts.by_class.get_mut(c).and_then(|k| k.get_mut(kind)) {
         *slot += 1;
@@ -209,6 +228,7 @@ pub fn on_switch<P: Task, N: Task>(
             now: 0,
             prev_selected,
             next_selected,
+            record: true,
         }));
     }
     // SAFETY: helper without preconditions.
@@ -230,14 +250,21 @@ pub fn on_switch<P: Task, N: Task>(
         now,
         prev_selected,
         next_selected,
+        record: true,
     }))
 }
 
-/// The end of a switch in the incoming task: records `switch_cost_ns`, and
-/// with `arrival` (the incoming task's `sched_info.last_arrival`, read only
-/// when needed) `runq_latency_ns` from the scheduler's own accounting.
+/// A switch that is not traced: the next switch's on-CPU time and this
+/// switch's cost would span a task that is not traced, so they are dropped.
 #[inline(always)]
-pub fn on_switch_end(is_switch: bool, arrival: impl FnOnce() -> u64) -> Result<(), &'static str> {
+pub fn not_traced(cpu: &mut CpuState) {
+    cpu.last_switch_ns = 0;
+    cpu.switch_start_ns = 0;
+}
+
+/// The end of a switch in the incoming task: records `switch_cost_ns`.
+#[inline(always)]
+pub fn on_switch_end(is_switch: bool) -> Result<(), &'static str> {
     if !is_switch {
         return Ok(()); // __schedule() picked the same task again: no switch.
     }
@@ -248,14 +275,6 @@ pub fn on_switch_end(is_switch: bool, arrival: impl FnOnce() -> u64) -> Result<(
         let cost = now.saturating_sub(cpu.switch_start_ns);
         cpu.switch_start_ns = 0;
         record(Metric::SwitchCost, cpu.class as usize, cost)?;
-    }
-    if cpu.runq_queued != 0 {
-        let queued = cpu.runq_queued;
-        cpu.runq_queued = 0;
-        let arrived = arrival();
-        if arrived >= queued {
-            record(Metric::Runq, cpu.class as usize, arrived - queued)?;
-        }
     }
     Ok(())
 }

@@ -1,26 +1,19 @@
 //! The tp_btf probe: programs that get `struct task_struct *` arguments and
 //! read them at offsets from the running kernel's BTF.
 
-use aya_ebpf::{
-    helpers::{bpf_get_current_task_btf, bpf_ktime_get_ns},
-    macros::btf_tracepoint,
-    programs::BtfTracePointContext,
-};
+use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use aya_log_ebpf::error;
-use tracer_common::{
-    class::is_voluntary,
-    maps::{Metric, PREV_STATE_FROM_ARGUMENT, TASK_DEAD},
-};
+use tracer_common::{class::is_voluntary, maps::PREV_STATE_FROM_ARGUMENT};
 
 use crate::{
-    account::{Traced, cpu_state, on_switch, on_switch_end, record, retire_process},
-    state::{
-        COMMS, FOLLOW_CHILDREN, OFFCPU_SINCE, PROCS, SCHED_INFO, TASK_COMM_OFFSET, TASK_PREV_STATE_OFFSET, TGIDS,
-        global, measures,
-    },
+    account::{cpu_state, on_switch, on_switch_end, retire_process},
+    state::{COMMS, FOLLOW_CHILDREN, PROCS, TASK_COMM_OFFSET, TASK_PID_OFFSET, TASK_PREV_STATE_OFFSET, TGIDS, global},
     task::{BtfTask, Task, task_field},
-    times,
+    times, waits,
 };
+
+/// `TASK_RUNNING` (include/linux/sched.h).
+const TASK_RUNNING: u32 = 0;
 
 // include/trace/events/sched.h (Linux 6.18):
 //   TP_PROTO(bool preempt, struct task_struct *prev, struct task_struct *next,
@@ -56,95 +49,19 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), &'static str> {
 
     let cpu = cpu_state()?;
     let voluntary = is_voluntary(preempt, prev_state);
-    let Some(Traced {
-        class,
-        now,
-        prev_selected,
-        next_selected,
-    }) = on_switch(cpu, &prev, &prev_ids, &next, &next_ids, voluntary)?
-    else {
+    let Some(traced) = on_switch(cpu, &prev, &prev_ids, &next, &next_ids, voluntary)? else {
         return Ok(());
     };
-    let sched_info = global(&SCHED_INFO);
-    // Run-queue latency from the scheduler's own accounting: when next was
-    // queued (run-queue clock); sched_exit reads when it arrived.
-    let runq_from_task_times = measures(Metric::Runq) && sched_info.enabled == 0;
-    if measures(Metric::Runq) && sched_info.enabled != 0 {
-        // The idle task is never queued; a task left out by the filters is
-        // not measured.
-        cpu.runq_queued = if next_ids.pid == 0 || !next_selected {
-            0
-        } else {
-            // SAFETY: `next` is a tp_btf task pointer; the offset is that of
-            // `sched_info.last_queued`, an unsigned long long.
-            unsafe { task_field(next.0, sched_info.last_queued) }
-        };
-    }
-    if !(measures(Metric::Offcpu) || runq_from_task_times) {
-        return Ok(());
-    }
-    // Idle tasks are never off-CPU or queued in the usual sense: skip them,
-    // and the tasks the filters leave out.
-    let offcpu = measures(Metric::Offcpu);
-    if prev_ids.pid != 0 && prev_selected {
-        let pid = prev_ids.pid as u32;
-        // At its last switch-out a task is forgotten, so that a thread that
-        // gets its id later starts afresh.
-        let since = if prev_state & TASK_DEAD != 0 { 0 } else { now };
-        let in_array = offcpu && stamp_offcpu(pid, since);
-        if (offcpu && !in_array) || runq_from_task_times {
-            // SAFETY: `prev` is a trusted tp_btf task pointer; used in this run only.
-            if let Some(times) = unsafe { times::get(prev.0, pid, true) } {
-                if offcpu && !in_array {
-                    times.offcpu_since = since;
-                }
-                if runq_from_task_times {
-                    // Still runnable (preempted or yielding): it waits in the run queue from now.
-                    times.runq_since = if prev_state == 0 { now } else { 0 };
-                }
-            }
-        }
-    }
-    if next_ids.pid != 0 && next_selected {
-        let pid = next_ids.pid as u32;
-        let (mut since, in_array) = match offcpu.then(|| OFFCPU_SINCE.get(pid)).flatten() {
-            Some(&since) => (since, true),
-            None => (0, false),
-        };
-        if (offcpu && !in_array) || runq_from_task_times {
-            // SAFETY: `next` is a trusted tp_btf task pointer; used in this run only.
-            if let Some(times) = unsafe { times::get(next.0, pid, false) } {
-                if offcpu && !in_array {
-                    since = times.offcpu_since;
-                }
-                if runq_from_task_times {
-                    if times.runq_since != 0 {
-                        record(Metric::Runq, class, now.saturating_sub(times.runq_since))?;
-                    }
-                    times.runq_since = 0;
-                }
-            }
-        }
-        if since != 0 {
-            record(Metric::Offcpu, class, now.saturating_sub(since))?;
-        }
-    }
-    Ok(())
-}
-
-/// Stamps when thread `pid` left its CPU in `OFFCPU_SINCE`; false when the
-/// id is beyond the array (then the task's own storage keeps it).
-#[inline(always)]
-fn stamp_offcpu(pid: u32, since: u64) -> bool {
-    match OFFCPU_SINCE.get_ptr_mut(pid) {
-        Some(slot) => {
-            // SAFETY: a live array element; each thread switches out on one
-            // CPU at a time, and a torn read is impossible for an aligned u64.
-            unsafe { *slot = since };
-            true
-        }
-        None => false,
-    }
+    // A preempted task stays queued whatever its state says.
+    let runnable = preempt || prev_state == TASK_RUNNING;
+    waits::on_switch(
+        &traced,
+        &prev,
+        prev_ids.pid as u32,
+        runnable,
+        &next,
+        next_ids.pid as u32,
+    )
 }
 
 /// The floor for overhead benchmarks: an empty program on sched_switch. What
@@ -167,44 +84,36 @@ pub fn floor_exit(_ctx: BtfTracePointContext) -> i32 {
 // and in schedule_tail().
 #[btf_tracepoint(function = "sched_exit_tp")]
 pub fn sched_exit(ctx: BtfTracePointContext) -> i32 {
-    let arrival = || {
-        // SAFETY: the current task as a trusted BTF pointer (a helper for
-        // tracing programs); the offset is that of `sched_info.last_arrival`.
-        unsafe {
-            task_field::<u64>(
-                bpf_get_current_task_btf() as *const u8,
-                global(&SCHED_INFO).last_arrival,
-            )
-        }
-    };
-    if let Err(map) = on_switch_end(ctx.arg::<u64>(0) != 0, arrival) {
+    if let Err(map) = on_switch_end(ctx.arg::<u64>(0) != 0) {
         error!(&ctx, "sched_exit: lookup in map {} failed", map);
     }
     0
 }
 
-/// `p` became runnable: it waits in the run queue from now.
+/// The stamps of `p`, a tp_btf task pointer, created if need be.
 #[inline(always)]
-fn stamp_runnable(p: *const u8) {
-    let pid = BtfTask(p).ids().pid as u32;
-    // SAFETY: `p` is a trusted tp_btf task pointer; used in this run only.
-    if let Some(times) = unsafe { times::get(p, pid, true) } {
-        // SAFETY: helper without preconditions.
-        times.runq_since = unsafe { bpf_ktime_get_ns() };
-    }
+fn times_of(p: *const u8) -> Option<&'static mut tracer_common::maps::TaskTimes> {
+    // SAFETY: `p` is a tp_btf task pointer; the offset is that of `pid`, a pid_t.
+    let pid = unsafe { task_field::<i32>(p, global(&TASK_PID_OFFSET)) } as u32;
+    BtfTask(p).times(pid, true)
 }
 
 // include/trace/events/sched.h: TP_PROTO(struct task_struct *p)
-#[btf_tracepoint(function = "sched_wakeup")]
-pub fn sched_wakeup(ctx: BtfTracePointContext) -> i32 {
-    stamp_runnable(ctx.arg(0));
+// At the start of try_to_wake_up(), in the waker, once the task is known to
+// be woken: for a wakeup onto an idle CPU, sched_wakeup fires only after that
+// CPU has left idle to enqueue the task itself (its wakelist, Linux >= 6.0),
+// and the task waits from here.
+#[btf_tracepoint(function = "sched_waking")]
+pub fn sched_waking(ctx: BtfTracePointContext) -> i32 {
+    waits::woken(times_of(ctx.arg(0)));
     0
 }
 
 // include/trace/events/sched.h: TP_PROTO(struct task_struct *p)
+// A new task (there is no sched_waking for it), as it is first enqueued.
 #[btf_tracepoint(function = "sched_wakeup_new")]
 pub fn sched_wakeup_new(ctx: BtfTracePointContext) -> i32 {
-    stamp_runnable(ctx.arg(0));
+    waits::born(times_of(ctx.arg(0)));
     0
 }
 

@@ -7,7 +7,8 @@
 //! * `sched_exit` (on `sched_exit_tp`, Linux >= 6.16): runs in the incoming
 //!   task when `__schedule()` (or `schedule_tail()` for a new task) returns,
 //!   and records `switch_cost_ns`.
-//! * `sched_wakeup`, `sched_wakeup_new`: stamp when a task became runnable.
+//! * `sched_waking`, `sched_wakeup_new`: stamp when a task became runnable
+//!   (`waits`).
 //! * `sched_process_fork`/`_free`/`_exec`: follow `-- COMMAND`'s tree, forget
 //!   freed processes (and with `--per-process` queue their rows in `EXITED`
 //!   for the CLI to retire), rename processes after exec.
@@ -33,3 +34,4 @@ mod task;
 mod task_storage;
 mod times;
 mod tp_progs;
+mod waits;

@@ -13,3 +13,4 @@ mod task;
 #[path = "times_lru.rs"]
 mod times;
 mod tp_progs;
+mod waits;

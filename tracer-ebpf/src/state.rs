@@ -8,8 +8,8 @@ use tracer_common::{
     class::NUM_CLASSES,
     hist::Histogram,
     maps::{
-        CgroupFilter, CpuState, EXITED_RING_BYTES, MAX_CPUS, MAX_OFFCPU_TIDS, MAX_PROCS, MAX_TASKS, MAX_TGIDS,
-        MAX_TIDS, Metric, NUM_METRICS, PREV_STATE_FROM_ARGUMENT, ProcCounts, SchedInfo, TracepointLayout,
+        CgroupFilter, CpuState, EXITED_RING_BYTES, MAX_CPUS, MAX_PROCS, MAX_TASKS, MAX_TGIDS, MAX_TIDS, Metric,
+        NUM_METRICS, PREV_STATE_FROM_ARGUMENT, ProcCounts, TracepointLayout,
     },
 };
 
@@ -63,14 +63,7 @@ pub static TP_LAYOUT: TracepointLayout = TracepointLayout {
     newtask_clone_flags: 0,
     free_pid: 0,
     kthreadd: 0,
-};
-/// Run-queue latency from the scheduler's own accounting, when on.
-#[unsafe(no_mangle)]
-pub static SCHED_INFO: SchedInfo = SchedInfo {
-    enabled: 0,
-    last_queued: 0,
-    last_arrival: 0,
-    _pad: 0,
+    wakeup_pid: 0,
 };
 /// Non-zero to count switches per process in `PROCS`.
 #[unsafe(no_mangle)]
@@ -78,10 +71,6 @@ pub static PER_PROCESS: u8 = 0;
 /// Non-zero to add children of traced processes to `TGIDS` (`-- COMMAND`).
 #[unsafe(no_mangle)]
 pub static FOLLOW_CHILDREN: u8 = 0;
-
-/// When each thread last left a CPU, by thread id (see `OFFCPU_SINCE_MAP`).
-#[map]
-pub static OFFCPU_SINCE: Array<u64> = Array::with_max_entries(MAX_OFFCPU_TIDS, 0);
 
 #[map]
 pub static CPU: PerCpuArray<CpuState> = PerCpuArray::with_max_entries(1, 0);

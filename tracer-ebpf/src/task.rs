@@ -1,10 +1,11 @@
 //! A task as the filters and counters see it, from either probe.
 
 use aya_ebpf::{helpers::bpf_probe_read_kernel, programs::TracePointContext};
-use tracer_common::class::TaskIds;
+use tracer_common::{class::TaskIds, maps::TaskTimes};
 
-use crate::state::{
-    FILTER_CGROUP_SPEC, TASK_COMM_OFFSET, TASK_FLAGS_OFFSET, TASK_PID_OFFSET, TASK_TGID_OFFSET, global,
+use crate::{
+    state::{FILTER_CGROUP_SPEC, TASK_COMM_OFFSET, TASK_FLAGS_OFFSET, TASK_PID_OFFSET, TASK_TGID_OFFSET, global},
+    times, waits,
 };
 
 /// One side of a switch.
@@ -14,6 +15,10 @@ pub trait Task {
     fn comm(&self) -> [u8; 16];
     /// Whether it is in the `--cgroup` subtree.
     fn in_cgroup(&self) -> bool;
+    /// Its off-CPU and run-queue stamps (it is thread `pid`): by thread id,
+    /// or beyond that array with the task (`times`), created there if
+    /// `create`; `None` if absent (or the kernel cannot allocate).
+    fn times(&self, pid: u32, create: bool) -> Option<&'static mut TaskTimes>;
 }
 
 /// Reads a `T` at `offset` bytes into a `task_struct`.
@@ -79,6 +84,12 @@ impl Task for BtfTask {
         };
         id == Some(f.id)
     }
+
+    #[inline(always)]
+    fn times(&self, pid: u32, create: bool) -> Option<&'static mut TaskTimes> {
+        // SAFETY: a tp_btf task pointer; the reference lives for this run only.
+        waits::slot(pid).or_else(|| unsafe { times::get(self.0, pid, create) })
+    }
 }
 
 /// Reads a `T` at `addr` in kernel memory; `None` if unreadable.
@@ -113,4 +124,18 @@ impl Task for TpTask<'_> {
     fn in_cgroup(&self) -> bool {
         false
     }
+
+    #[inline(always)]
+    fn times(&self, pid: u32, create: bool) -> Option<&'static mut TaskTimes> {
+        tid_times(pid, create)
+    }
+}
+
+/// The stamps of thread `pid` where no task pointer is at hand (the
+/// classic-tracepoint probe, which the CLI loads from the `tracer-lru`
+/// object: beyond the array they are in its LRU hash by thread id).
+#[inline(always)]
+pub fn tid_times(pid: u32, create: bool) -> Option<&'static mut TaskTimes> {
+    // SAFETY: the reference lives for this run only.
+    waits::slot(pid).or_else(|| unsafe { times::by_pid(pid, create) })
 }

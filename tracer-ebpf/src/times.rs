@@ -23,6 +23,16 @@ pub unsafe fn get(task: *const u8, _pid: u32, create: bool) -> Option<&'static m
     unsafe { TASK_TIMES.get(task, create).as_mut() }
 }
 
+/// Task storage needs the task: nothing by thread id alone (the CLI loads
+/// the `tracer-lru` object where that is needed).
+///
+/// # Safety
+/// None; `unsafe` for the same interface as `times_lru.rs`.
+#[inline(always)]
+pub unsafe fn by_pid(_pid: u32, _create: bool) -> Option<&'static mut TaskTimes> {
+    None
+}
+
 /// A task is being freed: the kernel drops its storage with it.
 #[inline(always)]
 pub fn forget(_pid: u32) {}

@@ -37,6 +37,16 @@ pub unsafe fn get(_task: *const u8, pid: u32, create: bool) -> Option<&'static m
     TASK_TIMES.get_ptr_mut(&pid).and_then(|times| unsafe { times.as_mut() })
 }
 
+/// The timestamps of thread `pid`, as [`get`].
+///
+/// # Safety
+/// As [`get`].
+#[inline(always)]
+pub unsafe fn by_pid(pid: u32, create: bool) -> Option<&'static mut TaskTimes> {
+    // SAFETY: per this function's contract.
+    unsafe { get(core::ptr::null(), pid, create) }
+}
+
 /// Thread `pid` is being freed: drop its entry before the id can be reused.
 #[inline(always)]
 pub fn forget(pid: u32) {

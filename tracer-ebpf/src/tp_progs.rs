@@ -16,9 +16,10 @@ use tracer_common::{
 };
 
 use crate::{
-    account::{cpu_state, on_switch, on_switch_end, retire_process},
+    account::{cpu_state, not_traced, on_switch, on_switch_end, retire_process},
     state::{COMMS, FOLLOW_CHILDREN, PROCS, TASKS, TGIDS, TP_LAYOUT, global},
-    task::TpTask,
+    task::{TpTask, tid_times},
+    times, waits,
 };
 
 /// `CLONE_THREAD` from include/uapi/linux/sched.h (ABI).
@@ -87,9 +88,7 @@ fn try_tp_sched_switch(ctx: &TracePointContext) -> Result<(), &'static str> {
     };
     let Some(next_ids) = lookup(next_pid) else {
         cpu.unresolved += 1;
-        cpu.last_switch_ns = 0;
-        cpu.switch_start_ns = 0;
-        cpu.runq_queued = 0;
+        not_traced(cpu);
         return Ok(());
     };
     // The event's prev_state carries TASK_REPORT_MAX when prev was preempted.
@@ -104,16 +103,39 @@ fn try_tp_sched_switch(ctx: &TracePointContext) -> Result<(), &'static str> {
         ctx,
         comm_offset: l.switch_next_comm,
     };
-    on_switch(cpu, &prev, &prev_ids, &next, &next_ids, !preempted)?;
-    Ok(())
+    let Some(traced) = on_switch(cpu, &prev, &prev_ids, &next, &next_ids, !preempted)? else {
+        return Ok(());
+    };
+    waits::on_switch(&traced, &prev, prev_pid as u32, preempted, &next, next_pid as u32)
+}
+
+/// The stamps of the thread an event of sched/sched_waking or
+/// sched/sched_wakeup_new is about (its `pid`), created if need be.
+#[inline(always)]
+fn tp_times_of(ctx: &TracePointContext) -> Option<&'static mut tracer_common::maps::TaskTimes> {
+    // SAFETY: offset of a field of this event, from its format file.
+    let pid = unsafe { ctx.read_at::<i32>(global(&TP_LAYOUT).wakeup_pid as usize) }.ok()?;
+    tid_times(pid as u32, true)
+}
+
+// See `btf_progs::sched_waking`.
+#[tracepoint(category = "sched", name = "sched_waking")]
+pub fn tp_sched_waking(ctx: TracePointContext) -> u32 {
+    waits::woken(tp_times_of(&ctx));
+    0
+}
+
+#[tracepoint(category = "sched", name = "sched_wakeup_new")]
+pub fn tp_sched_wakeup_new(ctx: TracePointContext) -> u32 {
+    waits::born(tp_times_of(&ctx));
+    0
 }
 
 // The bare tracepoint sched_exit_tp (Linux >= 6.16) as a raw tracepoint,
 // which needs no BTF: args[0] is `bool is_switch`.
 #[raw_tracepoint(tracepoint = "sched_exit_tp")]
 pub fn raw_sched_exit(ctx: RawTracePointContext) -> i32 {
-    // No task pointers here: run-queue latency is not measured by this probe.
-    if let Err(map) = on_switch_end(ctx.arg::<u64>(0) != 0, || 0) {
+    if let Err(map) = on_switch_end(ctx.arg::<u64>(0) != 0) {
         error!(&ctx, "raw_sched_exit: lookup in map {} failed", map);
     }
     0
@@ -166,6 +188,7 @@ pub fn tp_process_free(ctx: TracePointContext) -> u32 {
         // SAFETY: plain lookup of a u32 key.
         let leader = unsafe { TASKS.get(&pid) }.is_some_and(|v| v & !TASK_KTHREAD_BIT == pid);
         let _ = TASKS.remove(&pid);
+        times::forget(pid);
         if leader {
             let _ = TGIDS.remove(&pid);
             retire_process(pid);

@@ -64,13 +64,6 @@ impl PrevState {
     }
 }
 
-/// Byte offsets in `task_struct` of the scheduler's own wait accounting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SchedInfoOffsets {
-    pub last_queued: u32,
-    pub last_arrival: u32,
-}
-
 /// Where a cgroup keeps its ancestors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ancestors {
@@ -142,17 +135,6 @@ impl KernelBtf {
             dfl_cgrp: self.member_offset("css_set", "dfl_cgrp", Some(8))?,
             level: self.member_offset("cgroup", "level", Some(4))?,
             ancestors,
-        })
-    }
-
-    /// Offsets in `task_struct` of `sched_info.last_queued` and
-    /// `sched_info.last_arrival` (run-queue clock, CONFIG_SCHED_INFO), from
-    /// which the kernel computes schedstat's `run_delay`; `None` without them.
-    pub fn sched_info_offsets(&self) -> Option<SchedInfoOffsets> {
-        let base = self.member_offset("task_struct", "sched_info", None).ok()?;
-        Some(SchedInfoOffsets {
-            last_queued: base + self.member_offset("sched_info", "last_queued", Some(8)).ok()?,
-            last_arrival: base + self.member_offset("sched_info", "last_arrival", Some(8)).ok()?,
         })
     }
 
@@ -307,8 +289,6 @@ mod tests {
         assert_eq!(off.tgid, off.pid + 4, "{off:?}");
         assert!(off.flags > 0 && off.flags < off.pid, "{off:?}");
         assert!(off.comm > off.tgid, "{off:?}");
-        let si = btf.sched_info_offsets().unwrap();
-        assert_eq!(si.last_queued, si.last_arrival + 8, "{si:?}");
         let cg = btf.cgroup_offsets().unwrap();
         assert!(
             matches!(cg.ancestors, Ancestors::Pointers { .. } | Ancestors::Ids { .. }),

@@ -31,8 +31,11 @@ that ends it:
                    runs again on the same CPU (sched_exit_tp, Linux 6.16+).
                    Includes what the tracer's own two probes run between
                    their timestamps (the end of one, the start of the other).
-  runq_latency_ns  from wakeup (or preemption of a still-runnable task) until
-                   the task is switched in: waiting for a CPU
+  runq_latency_ns  from the moment the task became runnable (woken: sched_waking,
+                   or sched_wakeup_new; or switched out still runnable) until
+                   it is switched in: waiting for a CPU (perf sched timehist's
+                   'sch delay'; runqlat starts later for a wakeup onto an idle
+                   CPU, once that CPU has left idle)
   offcpu_ns        from a task's last switch-out until its switch-in
   oncpu_ns         from a task's switch-in until its switch-out (its slice)
 A latency this kernel cannot give is reported as unavailable, never as zero.

@@ -15,12 +15,12 @@ use tracer_common::{
     maps::{
         COMMS_MAP, CPU_MAP, CPUS_MAP, CgroupFilter, CpuState, EXITED_MAP, FILTER_TGID, GLOBAL_CGROUP, GLOBAL_COMM,
         GLOBAL_COMM_OFFSET, GLOBAL_FILTER, GLOBAL_FLAGS_OFFSET, GLOBAL_FOLLOW_CHILDREN, GLOBAL_METRICS,
-        GLOBAL_PER_PROCESS, GLOBAL_PID_OFFSET, GLOBAL_PREV_STATE_OFFSET, GLOBAL_SCHED_INFO, GLOBAL_TGID_OFFSET,
-        GLOBAL_TP_LAYOUT, HISTS_MAP, MAX_OFFCPU_TIDS, OFFCPU_SINCE_MAP, PREV_STATE_FROM_ARGUMENT, PROCS_MAP,
-        PROG_RAW_SCHED_EXIT, PROG_SCHED_EXIT, PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_FORK,
-        PROG_SCHED_PROCESS_FREE, PROG_SCHED_SWITCH, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, PROG_TP_PROCESS_EXEC,
-        PROG_TP_PROCESS_FREE, PROG_TP_SCHED_SWITCH, PROG_TP_TASK_NEWTASK, ProcCounts, SchedInfo, TASK_KTHREAD_BIT,
-        TASK_TIMES_MAP, TASKS_MAP, TGIDS_MAP, TIDS_MAP, TracepointLayout,
+        GLOBAL_PER_PROCESS, GLOBAL_PID_OFFSET, GLOBAL_PREV_STATE_OFFSET, GLOBAL_TGID_OFFSET, GLOBAL_TP_LAYOUT,
+        HISTS_MAP, MAX_TID_TIMES, PREV_STATE_FROM_ARGUMENT, PROCS_MAP, PROG_RAW_SCHED_EXIT, PROG_SCHED_EXIT,
+        PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_FORK, PROG_SCHED_PROCESS_FREE, PROG_SCHED_SWITCH,
+        PROG_SCHED_WAKEUP_NEW, PROG_SCHED_WAKING, PROG_TP_PROCESS_EXEC, PROG_TP_PROCESS_FREE, PROG_TP_SCHED_SWITCH,
+        PROG_TP_SCHED_WAKEUP_NEW, PROG_TP_SCHED_WAKING, PROG_TP_TASK_NEWTASK, ProcCounts, TASK_KTHREAD_BIT,
+        TASK_TIMES_MAP, TASKS_MAP, TGIDS_MAP, TID_TIMES_MAP, TIDS_MAP, TracepointLayout,
     },
 };
 
@@ -41,8 +41,12 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 static EBPF_OBJECT_LRU: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-lru"));
 
 /// The kernel programs for the running kernel, and whether they keep
-/// per-task timestamps in task storage (else in an LRU hash).
-fn ebpf_object() -> (&'static [u8], bool) {
+/// per-task timestamps in task storage (else in an LRU hash by thread id,
+/// which the classic-tracepoint probe needs: it has no task pointers).
+fn ebpf_object(probe: ProbeKind) -> (&'static [u8], bool) {
+    if probe == ProbeKind::Tracepoint {
+        return (EBPF_OBJECT_LRU, false);
+    }
     match aya::sys::is_map_supported(aya::maps::MapType::TaskStorage) {
         Ok(true) => (EBPF_OBJECT, true),
         Ok(false) => {
@@ -65,7 +69,7 @@ pub fn attach_floor(with_exit: bool) -> Result<Ebpf, ProbeError> {
     let mut ebpf = EbpfLoader::new()
         .btf(&btf)
         .allow_unsupported_maps()
-        .load(ebpf_object().0)?;
+        .load(ebpf_object(ProbeKind::TpBtf).0)?;
     attach_tp_btf(&mut ebpf, tracer_common::maps::PROG_FLOOR_SWITCH, "sched_switch", &btf)?;
     if with_exit {
         attach_tp_btf(&mut ebpf, tracer_common::maps::PROG_FLOOR_EXIT, SCHED_EXIT_TP, &btf)?;
@@ -262,17 +266,17 @@ pub struct Probes {
     pub notes: Vec<String>,
     /// The probe in use: `TpBtf` or `Tracepoint`, never `Auto`.
     pub probe: ProbeKind,
-    /// `runq_latency_ns` comes from the scheduler's own accounting
-    /// (`sched_info`), not from a wakeup program.
-    pub runq_from_sched_info: bool,
     /// Per-task timestamps are in task storage (else in an LRU hash by
     /// thread id, on kernels before 5.11).
     pub task_storage: bool,
-    /// Off-CPU timestamps are kept by thread id for ids below this (0 when
-    /// off-CPU time is not measured); above, with the other per-task times.
+    /// Off-CPU and run-queue stamps are kept by thread id for ids below
+    /// this (0 when neither is measured); above, with the task (task
+    /// storage, or the LRU hash).
     pub offcpu_slots: u32,
     /// The `task_struct` offsets loaded with, from kernel BTF (tp_btf only).
     pub task_offsets: Option<TaskOffsets>,
+    /// Some filter is on: not every switch is traced.
+    pub filtered: bool,
 }
 
 /// Turns the BTF view of the cgroup chain and the wanted cgroup into the
@@ -309,7 +313,6 @@ struct Plan {
     notes: Vec<String>,
     offsets: TaskOffsets,
     prev_state: u32,
-    sched_info: SchedInfo,
     cgroup: CgroupFilter,
     layout: TracepointLayout,
     /// Threads to seed the tracepoint probe's thread map with.
@@ -340,7 +343,6 @@ impl Plan {
             notes,
             offsets: TaskOffsets::default(),
             prev_state: PREV_STATE_FROM_ARGUMENT,
-            sched_info: SchedInfo::default(),
             cgroup: CgroupFilter::default(),
             layout: TracepointLayout::default(),
             tasks: Vec::new(),
@@ -371,21 +373,6 @@ impl Plan {
         if !kbtf.has_tracepoint(SCHED_EXIT_TP) {
             self.drop_metric(Metric::SwitchCost, no_sched_exit_tp());
         }
-        // Run-queue latency from the scheduler's own accounting where the
-        // kernel has it and sched_exit_tp to read it at: no program per
-        // wakeup, and exactly schedstat's run_delay.
-        if let Some(si) = kbtf.sched_info_offsets()
-            && self.measured.contains(Metric::Runq)
-            && kbtf.has_tracepoint(SCHED_EXIT_TP)
-        {
-            self.sched_info = SchedInfo {
-                enabled: 1,
-                last_queued: si.last_queued,
-                last_arrival: si.last_arrival,
-                _pad: 0,
-            };
-            log::info!("run-queue latency from sched_info: {si:?}");
-        }
         self.cgroup = cgroup_spec(kbtf, &opts.filter)?;
         self.aya_btf = Some(aya::Btf::from_sys_fs()?);
         Ok(())
@@ -398,9 +385,6 @@ impl Plan {
                 "--cgroup needs the tp_btf probe, which needs kernel BTF".into(),
             ));
         }
-        let why = "needs the tp_btf probe (task pointers read through kernel BTF)".to_owned();
-        self.drop_metric(Metric::Runq, why.clone());
-        self.drop_metric(Metric::Offcpu, why);
         let tracefs = tracefs::mount_point()?;
         let (threads, kthreadd) = tracefs::threads();
         self.layout = tracefs::layout(&tracefs, kthreadd)?;
@@ -409,21 +393,20 @@ impl Plan {
         Ok(())
     }
 
-    /// Whether per-task timestamps are kept (off-CPU or run-queue time from
-    /// the wakeup program).
+    /// Whether per-task timestamps are kept (off-CPU or run-queue time).
     fn needs_task_times(&self) -> bool {
-        self.measured.contains(Metric::Offcpu) || (self.measured.contains(Metric::Runq) && self.sched_info.enabled == 0)
+        self.measured.contains(Metric::Offcpu) || self.measured.contains(Metric::Runq)
     }
 
-    /// Off-CPU timestamp slots by thread id: one per id the kernel can hand
-    /// out, up to the cap; 0 when off-CPU time is not measured.
+    /// Slots of per-thread stamps by thread id: one per id the kernel can
+    /// hand out, up to the cap; 0 when no metric needs them.
     fn offcpu_slots(&self, opts: &ProbeOptions) -> u32 {
-        if !self.measured.contains(Metric::Offcpu) {
+        if !self.needs_task_times() {
             return 0;
         }
         opts.offcpu_slots
             .or_else(crate::sys::pid_max)
-            .map_or(MAX_OFFCPU_TIDS, |n| n.clamp(1, MAX_OFFCPU_TIDS))
+            .map_or(MAX_TID_TIMES, |n| n.clamp(1, MAX_TID_TIMES))
     }
 
     /// Loads `object` with this plan's constants and map sizes.
@@ -438,7 +421,7 @@ impl Plan {
             // The LRU hash of per-task timestamps is not used: keep it tiny.
             loader.map_max_entries(TASK_TIMES_MAP, 1);
         }
-        loader.map_max_entries(OFFCPU_SINCE_MAP, self.offcpu_slots(opts).max(1));
+        loader.map_max_entries(TID_TIMES_MAP, self.offcpu_slots(opts).max(1));
         if !opts.per_process {
             // Per-CPU rows for 16,384 processes add up on a many-CPU host.
             loader.map_max_entries(PROCS_MAP, 1);
@@ -462,7 +445,6 @@ impl Plan {
             .override_global(GLOBAL_COMM, &comm, true)
             .override_global(GLOBAL_CGROUP, &self.cgroup, true)
             .override_global(GLOBAL_TP_LAYOUT, &self.layout, true)
-            .override_global(GLOBAL_SCHED_INFO, &self.sched_info, true)
             .override_global(GLOBAL_PER_PROCESS, &per_process, true)
             .override_global(GLOBAL_FOLLOW_CHILDREN, &follow, true)
             // TASK_TIMES (task storage) is only used by the kernel programs.
@@ -493,11 +475,14 @@ impl Plan {
         if opts.per_process {
             attach_tp_btf(ebpf, PROG_SCHED_PROCESS_EXEC, "sched_process_exec", btf)?;
         }
-        if self.measured.contains(Metric::Runq) && self.sched_info.enabled == 0 {
-            attach_tp_btf(ebpf, PROG_SCHED_WAKEUP, "sched_wakeup", btf)?;
+        if self.needs_task_times() {
+            // New threads start with clean stamps (and wait from there).
             attach_tp_btf(ebpf, PROG_SCHED_WAKEUP_NEW, "sched_wakeup_new", btf)?;
         }
-        if self.measured.contains(Metric::SwitchCost) || self.sched_info.enabled != 0 {
+        if self.measured.contains(Metric::Runq) {
+            attach_tp_btf(ebpf, PROG_SCHED_WAKING, "sched_waking", btf)?;
+        }
+        if self.measured.contains(Metric::SwitchCost) {
             attach_tp_btf(ebpf, PROG_SCHED_EXIT, SCHED_EXIT_TP, btf)?;
         }
         attach_tp_btf(ebpf, PROG_SCHED_SWITCH, "sched_switch", btf)
@@ -520,6 +505,12 @@ impl Plan {
             let _ = map.insert(&t.tid, &value, BPF_NOEXIST);
         }
         log::info!("seeded {} threads from /proc", self.tasks.len());
+        if self.needs_task_times() {
+            attach_tracepoint(ebpf, PROG_TP_SCHED_WAKEUP_NEW, "sched", "sched_wakeup_new")?;
+        }
+        if self.measured.contains(Metric::Runq) {
+            attach_tracepoint(ebpf, PROG_TP_SCHED_WAKING, "sched", "sched_waking")?;
+        }
         if self.measured.contains(Metric::SwitchCost) && attach_raw(ebpf, PROG_RAW_SCHED_EXIT, SCHED_EXIT_TP).is_err() {
             self.drop_metric(Metric::SwitchCost, no_sched_exit_tp());
         }
@@ -566,7 +557,7 @@ impl Probes {
     pub fn attach(opts: ProbeOptions) -> Result<Self, ProbeError> {
         privilege::check()?;
         let mut plan = Plan::new(&opts)?;
-        let (object, task_storage) = ebpf_object();
+        let (object, task_storage) = ebpf_object(plan.probe);
         let mut ebpf = plan.load(&opts, object, task_storage)?;
         let logger = match EbpfLogger::init(&mut ebpf) {
             Ok(logger) => Some(logger),
@@ -598,10 +589,10 @@ impl Probes {
             unavailable: plan.unavailable,
             notes: plan.notes,
             probe: plan.probe,
-            runq_from_sched_info: plan.sched_info.enabled != 0,
             task_storage,
             offcpu_slots,
             task_offsets: (plan.probe == ProbeKind::TpBtf).then_some(plan.offsets),
+            filtered: opts.filter.bits() != 0,
         })
     }
 
@@ -689,6 +680,15 @@ impl Probes {
     fn read(&mut self, cpus: Option<&[usize]>, with_procs: bool) -> Result<Snapshot, ProbeError> {
         self.retire_exited();
         let taken_ns = crate::sys::monotonic_ns();
+        // Right before the counters, so that the two are read as close
+        // together as they can be (the difference is read skew only).
+        let kernel_switches = match crate::procstat::context_switches() {
+            Ok(n) => Some(n),
+            Err(e) => {
+                log::warn!("{e}");
+                None
+            }
+        };
         let per_cpu = self
             .cpu_map
             .get(&0, 0)
@@ -731,6 +731,7 @@ impl Probes {
             procs,
             procs_dropped,
             unresolved,
+            kernel_switches,
             own: self
                 .stats
                 .is_some()

@@ -315,6 +315,7 @@ pub fn meta(probes: &Probes, selected: MetricSet) -> Meta {
         selected,
         unavailable: probes.missing(selected),
         top: 20,
+        filtered: probes.filtered,
     }
 }
 

@@ -214,6 +214,9 @@ pub struct Snapshot {
     pub unresolved: u64,
     /// With `--self-stats`: what tracer itself has cost so far.
     pub own: Option<OwnCost>,
+    /// The kernel's own count of switches, all CPUs (/proc/stat `ctxt`),
+    /// read right before the counters; `None` if unreadable.
+    pub kernel_switches: Option<u64>,
 }
 
 impl Snapshot {
@@ -230,6 +233,7 @@ impl Snapshot {
             procs: None,
             procs_dropped: 0,
             unresolved: 0,
+            kernel_switches: None,
             own: None,
         }
     }
@@ -307,6 +311,10 @@ impl Snapshot {
             procs,
             procs_dropped: self.procs_dropped.saturating_sub(earlier.procs_dropped),
             unresolved: self.unresolved.saturating_sub(earlier.unresolved),
+            kernel_switches: self
+                .kernel_switches
+                .zip(earlier.kernel_switches)
+                .map(|(now, then)| now.saturating_sub(then)),
             own: match (&self.own, &earlier.own) {
                 (Some(now), Some(then)) => Some(now.minus(then)),
                 (now, _) => now.clone(),

@@ -91,10 +91,21 @@ pub fn layout(tracefs: &Path, kthreadd: u32) -> Result<TracepointLayout, Tracefs
     let switch = read_format(tracefs, "sched", "sched_switch")?;
     let newtask = read_format(tracefs, "task", "task_newtask")?;
     let free = read_format(tracefs, "sched", "sched_process_free")?;
+    let waking = read_format(tracefs, "sched", "sched_waking")?;
+    let wakeup_new = read_format(tracefs, "sched", "sched_wakeup_new")?;
     let field = |fields: &HashMap<String, u32>, event: &'static str, field: &'static str| {
         fields.get(field).copied().ok_or(TracefsError::NoField { event, field })
     };
     let (s, n, f) = (fields(&switch), fields(&newtask), fields(&free));
+    let (w, wn) = (fields(&waking), fields(&wakeup_new));
+    let wakeup_pid = field(&w, "sched_waking", "pid")?;
+    // Both wakeup programs read `pid` at one offset: the events share a class.
+    if field(&wn, "sched_wakeup_new", "pid")? != wakeup_pid {
+        return Err(TracefsError::NoField {
+            event: "sched_wakeup_new",
+            field: "pid (at the offset sched_waking has it)",
+        });
+    }
     Ok(TracepointLayout {
         switch_prev_comm: field(&s, "sched_switch", "prev_comm")?,
         switch_prev_pid: field(&s, "sched_switch", "prev_pid")?,
@@ -106,6 +117,7 @@ pub fn layout(tracefs: &Path, kthreadd: u32) -> Result<TracepointLayout, Tracefs
         newtask_clone_flags: field(&n, "task_newtask", "clone_flags")?,
         free_pid: field(&f, "sched_process_free", "pid")?,
         kthreadd,
+        wakeup_pid,
     })
 }
 

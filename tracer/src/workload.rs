@@ -178,13 +178,13 @@ pub(crate) fn pin(cpu: usize) -> io::Result<()> {
 
 /// Keeps the calling thread off one CPU while it lives; restores the
 /// thread's affinity when dropped.
-struct CallerAway {
+pub(crate) struct CallerAway {
     saved: libc::cpu_set_t,
 }
 
 impl CallerAway {
     /// `None` when `cpu` is the only CPU the caller may use.
-    fn from(cpu: usize) -> io::Result<Option<Self>> {
+    pub(crate) fn from(cpu: usize) -> io::Result<Option<Self>> {
         // SAFETY: an all-zero cpu_set_t is a valid empty set.
         let mut saved: libc::cpu_set_t = unsafe { std::mem::zeroed() };
         // SAFETY: `saved` is a valid, writable cpu_set_t of the size given.
@@ -216,7 +216,7 @@ impl Drop for CallerAway {
 }
 
 /// `(nvcsw, nivcsw)` of the calling thread or process. Async-signal-safe.
-fn csw(who: libc::c_int) -> (u64, u64) {
+pub(crate) fn csw(who: libc::c_int) -> (u64, u64) {
     // SAFETY: an all-zero rusage is valid; getrusage fills it.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `ru` is a valid, writable rusage.
@@ -227,7 +227,7 @@ fn csw(who: libc::c_int) -> (u64, u64) {
 /// `(sum_exec_runtime, run_delay)` of the calling thread, in ns, from
 /// /proc/thread-self/schedstat; zeros if unreadable. Async-signal-safe: raw
 /// syscalls and a stack buffer.
-fn schedstat() -> (u64, u64) {
+pub(crate) fn schedstat() -> (u64, u64) {
     // SAFETY: a NUL-terminated path; the descriptor is closed below.
     let fd = unsafe {
         libc::open(

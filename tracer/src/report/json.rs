@@ -11,6 +11,11 @@ use crate::metrics::MetricSet;
 struct JsonReport<'a> {
     duration_ns: u64,
     switches: u64,
+    /// Switches the kernel counted in the same span, whole host
+    /// (/proc/stat `ctxt`); `null` if unreadable.
+    kernel_switches: Option<u64>,
+    /// Some filter is on: `switches` is part of `kernel_switches`.
+    filtered: bool,
     kernel_release: &'a str,
     probe: &'a str,
     /// `thread`, `process`, `kernel`, `idle`, in that order.
@@ -103,6 +108,8 @@ pub fn render(report: &Report) -> String {
     let json = JsonReport {
         duration_ns: report.duration_ns,
         switches: report.switches(),
+        kernel_switches: report.kernel_switches,
+        filtered: report.meta.filtered,
         kernel_release: &report.meta.kernel_release,
         probe: report.meta.probe.name(),
         classes,
@@ -215,6 +222,22 @@ mod tests {
         let v: Value = serde_json::from_str(&render(&Report::between(&a, &a.clone(), m))).unwrap();
         let keys: Vec<&String> = v["classes"]["thread"].as_object().unwrap().keys().collect();
         assert_eq!(keys, ["switches", "voluntary", "preempted", "oncpu_ns"]);
+    }
+
+    #[test]
+    fn kernel_switches_at_the_top_level() {
+        let mut a = Snapshot::empty(1, MetricSet::NONE);
+        a.kernel_switches = Some(7);
+        let mut b = a.clone();
+        b.kernel_switches = Some(50);
+        b.record(0, Class::Idle, true, &[]);
+        let v: Value = serde_json::from_str(&render(&Report::between(&a, &b, meta()))).unwrap();
+        assert_eq!(v["kernel_switches"], 43);
+        assert_eq!(v["switches"], 1);
+        assert_eq!(v["filtered"], false);
+        b.kernel_switches = None;
+        let v: Value = serde_json::from_str(&render(&Report::between(&a, &b, meta()))).unwrap();
+        assert!(v["kernel_switches"].is_null());
     }
 
     #[test]

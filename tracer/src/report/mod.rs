@@ -27,6 +27,8 @@ pub struct Meta {
     pub unavailable: Vec<(Metric, String)>,
     /// How many processes a per-process breakdown shows (`--top`).
     pub top: usize,
+    /// Some filter is on: tracer's total is part of the host's.
+    pub filtered: bool,
 }
 
 impl Meta {
@@ -45,7 +47,10 @@ pub fn meaning(metric: Metric) -> &'static str {
             "from sched_switch (prev leaving) until the incoming task runs again on the same CPU \
              (sched_exit_tp); includes the part of the tracer's own probes that runs between their timestamps"
         }
-        Metric::Runq => "from wakeup (or preemption, for a task still runnable) until switched in: waiting for a CPU",
+        Metric::Runq => {
+            "from the moment the task became runnable (woken, or switched out still runnable) until switched in: \
+             waiting for a CPU"
+        }
         Metric::Offcpu => "from the task's last switch-out until its switch-in: away from the CPU, blocked or waiting",
         Metric::Oncpu => "from the task's switch-in until its switch-out: the slice it ran",
     }
@@ -65,6 +70,9 @@ pub struct Report {
     pub unresolved: u64,
     /// With `--self-stats`: what tracer cost during the report's span.
     pub own: Option<crate::snapshot::OwnCost>,
+    /// Switches the kernel counted in the same span, all CPUs and tasks
+    /// (/proc/stat `ctxt`); `None` if unreadable.
+    pub kernel_switches: Option<u64>,
 }
 
 /// The per-process breakdown.
@@ -226,6 +234,7 @@ impl Report {
             processes,
             unresolved: delta.unresolved,
             own: delta.own,
+            kernel_switches: delta.kernel_switches,
         }
     }
 
@@ -271,6 +280,7 @@ pub(crate) mod tests {
             selected: MetricSet::ALL,
             unavailable: Vec::new(),
             top: 20,
+            filtered: false,
         }
     }
 

@@ -40,6 +40,18 @@ fn latency_cells(out: &mut String, lat: Option<&Latency>) {
     }
 }
 
+/// The kernel's own count beside tracer's total.
+fn kernel_line(kernel: Option<u64>, filtered: bool) -> String {
+    match (kernel, filtered) {
+        (None, _) => "kernel's own switch count unavailable (/proc/stat unreadable)".into(),
+        (Some(n), false) => format!("kernel counted {n} switches in the same span (/proc/stat ctxt)"),
+        (Some(n), true) => format!(
+            "kernel counted {n} switches in the same span on the whole host (/proc/stat ctxt; \
+             the filters trace part of them)"
+        ),
+    }
+}
+
 fn latency_header(out: &mut String, count_label: &str) {
     let _ = write!(out, " {:>10}", count_label);
     for h in &LATENCY_HEADER[1..] {
@@ -69,6 +81,7 @@ pub fn render(report: &Report, histograms: MetricSet) -> String {
         meta.kernel_release,
         meta.probe.name()
     );
+    let _ = writeln!(out, "{}", kernel_line(report.kernel_switches, meta.filtered));
     if report.unresolved > 0 {
         let _ = writeln!(
             out,
@@ -305,7 +318,12 @@ mod tests {
         );
         let rows: Vec<&str> = text.lines().collect();
         assert!(rows[0].starts_with("1010 switches in 1.00s (1010.0/s)"), "{}", rows[0]);
-        assert!(rows[1].split_whitespace().eq([
+        assert!(
+            rows[1].starts_with("kernel's own switch count unavailable"),
+            "{}",
+            rows[1]
+        );
+        assert!(rows[2].split_whitespace().eq([
             "class", "switches", "rate/s", "vol%", "pre%", "cost-n", "min", "p50", "p90", "p99", "p99.9", "max"
         ]));
         let thread = row(&text, "thread");
@@ -323,6 +341,35 @@ mod tests {
         let oncpu = &text[text.find("oncpu_ns:").unwrap()..];
         // 5000 ns reported as the midpoint of its bucket [4992, 5056): 5.02us.
         assert_eq!(row(oncpu, "thread")[..3], ["thread", "1000", "5.02us"]);
+    }
+
+    #[test]
+    fn the_kernels_count_is_beside_tracers_and_says_whole_host_under_filters() {
+        let mut a = Snapshot::empty(1, MetricSet::NONE);
+        a.kernel_switches = Some(100);
+        let mut b = a.clone();
+        b.taken_ns = 1_000_000_000;
+        b.kernel_switches = Some(1_112);
+        b.record(0, Class::Thread, true, &[]);
+        let text = render(&Report::between(&a, &b, meta()), MetricSet::NONE);
+        let rows: Vec<&str> = text.lines().collect();
+        assert!(rows[0].starts_with("1 switches in"), "{text}");
+        assert_eq!(
+            rows[1],
+            "kernel counted 1012 switches in the same span (/proc/stat ctxt)"
+        );
+        let mut m = meta();
+        m.filtered = true;
+        let text = render(&Report::between(&a, &b, m), MetricSet::NONE);
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .contains("1012 switches in the same span on the whole host")
+        );
+        a.kernel_switches = None;
+        let text = render(&Report::between(&a, &b, meta()), MetricSet::NONE);
+        assert!(text.lines().nth(1).unwrap().contains("unavailable"), "{text}");
     }
 
     #[test]

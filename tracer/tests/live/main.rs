@@ -25,6 +25,7 @@ mod exports;
 mod filters;
 mod perf_cross;
 mod reliability;
+mod waits;
 
 const ROUND_TRIPS: u64 = 100_000;
 const NEEDS_ROOT: &str = "needs root and a kernel with BPF and BTF: run `cargo xtask test`";
@@ -47,8 +48,7 @@ fn attach_with(probe: ProbeKind) -> Probes {
     })
     .unwrap_or_else(|e| panic!("cannot attach: {e}"));
     for (metric, why) in &probes.unavailable {
-        // Only switch cost can be missing (before Linux 6.16), and with the
-        // tracepoint probe the run-queue and off-CPU times.
+        // Only switch cost can be missing (before Linux 6.16).
         eprintln!("skipping checks of {}: {why}", metric.key());
     }
     probes
@@ -101,9 +101,8 @@ fn check_class(kind: PingPong, expected: Class, other: Class, probe: ProbeKind) 
         assert!(check.items.iter().any(|i| i.name == format!("{} samples", m.key())));
     }
     assert!(check.pass(), "{}", check.failures().join("\n"));
-    if probe == ProbeKind::Tracepoint {
-        assert!(delta.latency(Metric::Offcpu).is_none() && delta.latency(Metric::Runq).is_none());
-    }
+    // Both probes measure the run-queue and off-CPU times.
+    assert!(delta.latency(Metric::Offcpu).is_some() && delta.latency(Metric::Runq).is_some());
 }
 
 /// Ids of the loaded BPF programs named like ours (by id, so that programs of
@@ -451,4 +450,18 @@ fn our_maps() -> BTreeSet<u32> {
         })
         .map(|m| m.id())
         .collect()
+}
+
+/// Samples of `metric` over every class, and the longest.
+fn samples_and_max(delta: &Snapshot, metric: Metric) -> (u64, u64) {
+    let hists = delta
+        .latency(metric)
+        .unwrap_or_else(|| panic!("{} is measured", metric.key()));
+    let samples = hists.iter().map(|h| h.count()).sum();
+    let max = hists
+        .iter()
+        .filter_map(|h| tracer::report::Latency::from_histogram(h).stats.map(|s| s.max))
+        .max()
+        .unwrap_or(0);
+    (samples, max)
 }
