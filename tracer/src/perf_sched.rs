@@ -1,5 +1,6 @@
 //! `perf sched timehist` as a second opinion on tracer's latencies: record
-//! with `perf sched record -a`, print with `perf sched timehist -n --state`,
+//! with `perf sched record -k mono -a` (on CLOCK_MONOTONIC, the clock tracer
+//! reads), print with `perf sched timehist -n --state`,
 //! parse it, and turn its rows into samples per (metric, class) for a set of
 //! processes, each in the class tracer gives it.
 //!
@@ -136,7 +137,7 @@ fn row(line: &str) -> Option<Row> {
 pub fn parse(text: &str) -> Result<Timehist, PerfError> {
     let mut out = Timehist::default();
     for (i, line) in text.lines().enumerate() {
-        let starts_with_time = line.split_whitespace().next().is_some_and(|t| msec_like(t));
+        let starts_with_time = line.split_whitespace().next().is_some_and(msec_like);
         if !starts_with_time {
             continue; // Headers, the rule under them, "Samples do not have callchains."
         }
@@ -268,7 +269,7 @@ pub fn samples(rows: &[Row], tgids: &BTreeSet<i64>, kthread: &dyn Fn(i64, &str) 
     out
 }
 
-/// A running `perf sched record -a`, stopped with SIGINT by [`Recorder::stop`]
+/// A running `perf sched record -k mono -a`, stopped with SIGINT by [`Recorder::stop`]
 /// (killed if dropped first).
 pub struct Recorder {
     child: Option<Child>,
@@ -282,7 +283,7 @@ impl Recorder {
         let _ = std::fs::remove_file(path);
         let stderr = path.with_extension("stderr");
         let child = Command::new("perf")
-            .args(["sched", "record", "-a", "-o"])
+            .args(["sched", "record", "-k", "mono", "-a", "-o"])
             .arg(path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

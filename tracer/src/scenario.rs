@@ -224,11 +224,8 @@ fn spinners(n: usize, run_ns: u64) -> io::Result<Value> {
     for (pid, rx) in &children {
         let mut bytes = Vec::new();
         io::Read::read_to_end(&mut std::fs::File::from(rx.try_clone()?), &mut bytes)?;
-        gaps.extend(
-            bytes
-                .chunks_exact(8)
-                .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes"))),
-        );
+        let (words, _) = bytes.as_chunks::<8>();
+        gaps.extend(words.iter().map(|w| u64::from_ne_bytes(*w)));
         wait_child(*pid)?;
     }
     let pids: Vec<u32> = children.iter().map(|(pid, _)| *pid).collect();

