@@ -26,10 +26,14 @@
 //! here, tracer's are shorter than perf's by 0.5-1 µs at p50 and 2-3.6 µs at
 //! p99 (e.g. 7.5 vs 9 µs, 13.2 vs 16 µs, 20.9 vs 24 µs in four runs), on
 //! perf's local clock and on CLOCK_MONOTONIC (`-k mono`) alike, so not a
-//! clock difference; what the two tools' own probes run between the
-//! tracepoint and their clock reads, cold after an idle exit, is the likely
-//! cause (not proven). A run-queue error like the one this test was written
-//! for (tens of µs at p50) is far outside it.
+//! clock difference. It is the order of the two tools' probes on the
+//! tracepoint: perf attaches first here, so at each sched_switch its handler
+//! runs before tracer's program reads the clock, and right after an idle
+//! exit (cold caches) that handler takes µs, which tracer's slice start then
+//! skips. With tracer attached before perf (an experiment run once, with
+//! `tracer -c NAME` started before `perf sched record`) the sign flips:
+//! tracer 18.3 vs perf 17 µs and 17.5 vs 15 µs at p99. A run-queue error like
+//! the one this test was written for (tens of µs at p50) is far outside it.
 //!
 //! perf records with `-k mono`: the clock tracer reads (`bpf_ktime_get_ns`).
 //!
