@@ -223,7 +223,10 @@ fn tracer_latency(run: &Run, metric: Metric, class: Class) -> &Value {
 /// follows a switch to them on that CPU, and its counts match tracer's.
 fn assert_perf_complete(run: &Run) {
     let Samples { broken, rows, .. } = run.perf;
-    eprintln!("{}: perf: {rows} switch-outs of the workload's tasks, {broken} switch-ins without their switch", run.name);
+    eprintln!(
+        "{}: perf: {rows} switch-outs of the workload's tasks, {broken} switch-ins without their switch",
+        run.name
+    );
     assert!(
         broken * 100 <= rows + 500,
         "{}: perf's view is incomplete: {broken} of {rows} switch-ins of the workload's tasks have no switch to \
