@@ -23,6 +23,7 @@ mod classes;
 mod cli;
 mod exports;
 mod filters;
+mod perf_calibrate;
 mod perf_cross;
 mod reliability;
 mod waits;
