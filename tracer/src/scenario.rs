@@ -23,7 +23,10 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::{sys::monotonic_ns, workload::pin};
+use crate::{
+    sys::monotonic_ns,
+    workload::{fork_child, pin},
+};
 
 /// Period of the wakeup scenarios' writer.
 pub const WAKE_PERIOD: Duration = Duration::from_micros(500);
@@ -87,22 +90,6 @@ pub fn run(scenario: Scenario, cpu: usize, other: usize, seconds: f64, count: u3
 fn gettid() -> u32 {
     // SAFETY: gettid has no preconditions and is async-signal-safe.
     unsafe { libc::syscall(libc::SYS_gettid) as u32 }
-}
-
-/// Forks a child that runs `body` and then `_exit(0)`s; returns its pid.
-/// `body` must be async-signal-safe.
-fn fork_child(body: impl FnOnce()) -> io::Result<u32> {
-    // SAFETY: the child only runs `body` (async-signal-safe by contract) and _exits.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if pid == 0 {
-        body();
-        // SAFETY: ends the child without running the parent's destructors.
-        unsafe { libc::_exit(0) };
-    }
-    Ok(pid as u32)
 }
 
 fn wait_child(pid: u32) -> io::Result<()> {

@@ -164,7 +164,7 @@ unsafe impl Sync for Shared {}
 unsafe impl Send for Shared {}
 
 /// Pins the calling thread to `cpu`. Async-signal-safe.
-pub(crate) fn pin(cpu: usize) -> io::Result<()> {
+pub fn pin(cpu: usize) -> io::Result<()> {
     // SAFETY: an all-zero cpu_set_t is a valid empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: CPU_SET on a valid set; out-of-range CPUs are ignored by libc.
@@ -508,6 +508,22 @@ pub struct Churn {
     pub children: Vec<i32>,
 }
 
+/// Forks a child that runs `body` and then `_exit(0)`s; returns its pid.
+/// `body` must be async-signal-safe.
+pub(crate) fn fork_child(body: impl FnOnce()) -> io::Result<u32> {
+    // SAFETY: the child only runs `body` (async-signal-safe by contract) and _exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        body();
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    Ok(pid as u32)
+}
+
 /// Three 1 ms sleeps: three voluntary switches. Async-signal-safe.
 fn nap3() {
     let ts = libc::timespec {
@@ -526,17 +542,7 @@ pub fn churn(threads: u32, processes: u32) -> io::Result<Churn> {
     let handles: Vec<_> = (0..threads).map(|_| std::thread::spawn(nap3)).collect();
     let mut children = Vec::new();
     for _ in 0..processes {
-        // SAFETY: the child only sleeps and _exits (async-signal-safe).
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if pid == 0 {
-            nap3();
-            // SAFETY: ends the child without running the parent's destructors.
-            unsafe { libc::_exit(0) };
-        }
-        children.push(pid);
+        children.push(fork_child(nap3)? as i32);
     }
     for h in handles {
         h.join().map_err(|_| io::Error::other("churn thread panicked"))?;

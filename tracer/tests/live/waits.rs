@@ -11,13 +11,7 @@ use tracer::filter::Filter;
 
 /// Pins the calling thread to `cpu`.
 fn pin(cpu: usize) {
-    // SAFETY: an all-zero cpu_set_t is a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: CPU_SET on a valid set, within its size.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` is a valid cpu_set_t of the size given.
-    let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
-    assert_eq!(rc, 0, "cannot pin to CPU {cpu}");
+    tracer::workload::pin(cpu).unwrap_or_else(|e| panic!("cannot pin to CPU {cpu}: {e}"));
 }
 
 /// With `--cpu 1`, a thread that leaves CPU 1, runs and sleeps on CPU 0 for
