@@ -7,7 +7,7 @@ use tracer::{
     cli::{BenchArgs, CheckArgs, CheckProbeArg, Cli, Command, KindArg, PingPongArgs, ScenarioArg, ViaArg},
     export,
     probe::ProbeKind,
-    scenario::{self, Scenario},
+    workload::scenario::{self, Scenario},
     workload::{self, PingPong, Spec, Via},
 };
 
@@ -102,7 +102,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         None => {}
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    Ok(runtime.block_on(tracer::run::trace(cli))?)
+    Ok(runtime.block_on(tracer::session::trace(cli))?)
 }
 
 /// `--cpu`, or the last online CPU (away from CPU 0's housekeeping).

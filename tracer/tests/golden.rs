@@ -14,9 +14,9 @@ use tracer::{
         label,
         prometheus::{Exporter, Format},
     },
-    metrics::{Metric, MetricSet},
     probe::ProbeKind,
     report::{Meta, Report, json, table},
+    snapshot::metrics::{Metric, MetricSet},
     snapshot::{OwnCost, ProcSnapshot, ProgramStats, Snapshot},
 };
 use tracer_common::Class;

@@ -8,10 +8,10 @@ pub mod render;
 use tracer_common::Class;
 
 use crate::{
-    metrics::{Metric, MetricSet},
     probe::{ProbeError, ProbeOptions, Probes},
     report::Latency,
     snapshot::ClassHistogram,
+    snapshot::metrics::{Metric, MetricSet},
     workload::{self, Outcome, PingPong, Spec, Via},
 };
 
@@ -284,7 +284,7 @@ pub fn run(options: Options, mut progress: impl FnMut(&str)) -> Result<Bench, Be
     }
     Ok(Bench {
         options,
-        kernel_release: crate::kernel_release(),
+        kernel_release: crate::kernel::release(),
         thread,
         process,
         switch_cost_unavailable: probes.unavailable.into_iter().next().map(|(_, why)| why),

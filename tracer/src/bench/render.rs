@@ -52,7 +52,7 @@ pub fn table(bench: &Bench) -> String {
         o.runs,
         o.round_trips,
         o.via.name(),
-        crate::size::format(o.working_set),
+        crate::cli::size::format(o.working_set),
         o.cpu,
         bench.kernel_release
     );

@@ -13,11 +13,11 @@ use serde::Serialize;
 use tracer_common::{Class, maps::Metric};
 
 use crate::{
-    btf::BtfError,
-    filter::Filter,
-    metrics::MetricSet,
+    kernel::btf::BtfError,
+    probe::filter::Filter,
     probe::{ProbeError, ProbeKind, ProbeOptions, Probes},
     snapshot::Snapshot,
+    snapshot::metrics::MetricSet,
     workload::{self, Outcome, PingPong, Spec},
 };
 
@@ -106,7 +106,7 @@ pub struct ProbeCheck {
     pub pass: bool,
     /// The `task_struct` offsets the tp_btf probe loaded with.
     #[serde(skip)]
-    pub task_offsets: Option<crate::btf::TaskOffsets>,
+    pub task_offsets: Option<crate::kernel::btf::TaskOffsets>,
 }
 
 /// The whole check.
@@ -145,14 +145,14 @@ pub fn run(options: &Options, mut progress: impl FnMut(&str)) -> Result<Check, C
         .iter()
         .find_map(|p| p.task_offsets)
         .or_else(|| {
-            crate::btf::KernelBtf::from_sys()
+            crate::kernel::btf::KernelBtf::from_sys()
                 .and_then(|btf| btf.task_offsets())
                 .ok()
         })
         .map(|o| BTreeMap::from([("pid", o.pid), ("tgid", o.tgid)]));
     Ok(Check {
-        kernel_release: crate::kernel_release(),
-        btf: std::path::Path::new(crate::btf::VMLINUX_BTF).exists(),
+        kernel_release: crate::kernel::release(),
+        btf: std::path::Path::new(crate::kernel::btf::VMLINUX_BTF).exists(),
         task_offsets,
         probes,
         pass,

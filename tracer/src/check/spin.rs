@@ -6,7 +6,7 @@ use std::time::Duration;
 use tracer_common::{Class, maps::Metric};
 
 use super::{CheckError, Item, Options, SNAPSHOT_SKEW, WorkloadCheck};
-use crate::{probe::Probes, snapshot::ClassHistogram, spinners};
+use crate::{probe::Probes, snapshot::ClassHistogram, workload::spinners};
 
 /// Spinning threads, and how long each spins.
 const THREADS: usize = 2;

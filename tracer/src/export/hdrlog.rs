@@ -12,7 +12,7 @@ use std::{
 use hdrhistogram::serialization::{V2DeflateSerializer, interval_log::IntervalLogWriterBuilder, interval_log::Tag};
 use tracer_common::Class;
 
-use crate::{metrics::Metric, snapshot::Snapshot};
+use crate::{snapshot::Snapshot, snapshot::metrics::Metric};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HdrLogError {
@@ -90,7 +90,7 @@ mod tests {
     use base64::Engine as _;
 
     use super::*;
-    use crate::metrics::MetricSet;
+    use crate::snapshot::metrics::MetricSet;
 
     #[test]
     fn writes_a_log_the_crate_reads_back() {

@@ -14,7 +14,7 @@ use plotters::{
 };
 use tracer_common::Class;
 
-use crate::{metrics::Metric, report::fmt_ns, snapshot::ClassHistogram, snapshot::Snapshot};
+use crate::{report::fmt_ns, snapshot::ClassHistogram, snapshot::Snapshot, snapshot::metrics::Metric};
 
 /// The x axis ends at 99.999 % (x = 5: five nines).
 pub const X_MAX: f64 = 5.0;
@@ -196,7 +196,7 @@ pub fn write(mut file: File, charts: &[Chart]) -> Result<(), PlotError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{metrics::MetricSet, report::tests::Rng};
+    use crate::{report::tests::Rng, snapshot::metrics::MetricSet};
 
     #[test]
     fn labels_percentiles() {

@@ -25,7 +25,7 @@ use tracer_common::{
 };
 
 use super::label::Label;
-use crate::{metrics::Metric, snapshot::ClassHistogram, snapshot::Snapshot};
+use crate::{snapshot::ClassHistogram, snapshot::Snapshot, snapshot::metrics::Metric};
 
 /// The two exposition formats: OpenMetrics for clients that ask for it (as
 /// Prometheus does), the classic text format 0.0.4 for everything else (curl,
@@ -230,7 +230,7 @@ mod tests {
     use tracer_common::hist::{MAX_VALUE, bucket_index};
 
     use super::*;
-    use crate::{metrics::MetricSet, report::tests::Rng};
+    use crate::{report::tests::Rng, snapshot::metrics::MetricSet};
 
     #[test]
     fn bounds_are_log_spaced_kernel_bucket_edges() {

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use tracer_common::Class;
 
 use super::{ClassReport, Latency, Report};
-use crate::metrics::MetricSet;
+use crate::snapshot::metrics::MetricSet;
 
 #[derive(Serialize)]
 struct JsonReport<'a> {
@@ -154,7 +154,7 @@ pub fn render(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{metrics::Metric, report::tests::meta, snapshot::Snapshot};
+    use crate::{report::tests::meta, snapshot::Snapshot, snapshot::metrics::Metric};
 
     #[test]
     fn schema_sums_and_nulls() {

@@ -12,7 +12,7 @@ use tracer_common::{
 };
 
 use crate::{
-    metrics::{Metric, MetricSet},
+    snapshot::metrics::{Metric, MetricSet},
     snapshot::{ClassHistogram, Snapshot},
 };
 

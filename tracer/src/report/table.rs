@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use tracer_common::Class;
 
 use super::{Latency, Processes, Report, escape_comm, fmt_ns, log2, meaning};
-use crate::metrics::{Metric, MetricSet};
+use crate::snapshot::metrics::{Metric, MetricSet};
 
 fn pct(part: u64, whole: u64) -> String {
     if whole == 0 {

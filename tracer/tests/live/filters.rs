@@ -85,7 +85,7 @@ fn pid_filter_keeps_one_process() {
 #[test]
 #[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn cpu_and_comm_filters() {
-    use tracer::filter::Filter;
+    use tracer::probe::filter::Filter;
     let comm = {
         let c = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
         c.trim().to_owned()
@@ -330,7 +330,7 @@ fn tid_filter_keeps_one_thread() {
     let (g2, t2) = (go.clone(), tx);
     let unwanted = std::thread::spawn(move || tid_ping_pong(0, 30_000, t2, g2));
     let _ = [rx.recv().unwrap(), rx.recv().unwrap()];
-    let filter = tracer::filter::Filter::new(&[], &wanted_tids[..1], None, None, None, false).unwrap();
+    let filter = tracer::probe::filter::Filter::new(&[], &wanted_tids[..1], None, None, None, false).unwrap();
     let mut probes = Probes::attach(ProbeOptions {
         metrics: MetricSet::NONE,
         filter,

@@ -12,9 +12,9 @@ use std::{
 
 use serde_json::Value;
 use tracer::{
-    metrics::{Metric, MetricSet},
     probe::{ProbeKind, ProbeOptions, Probes},
     snapshot::Snapshot,
+    snapshot::metrics::{Metric, MetricSet},
     workload::{self, Outcome, PingPong, Spec},
 };
 use tracer_common::Class;
@@ -192,7 +192,7 @@ fn parse_report_any_probe(line: &str) -> Value {
             "{c}: voluntary + preempted: {line}"
         );
     }
-    assert_eq!(v["kernel_release"].as_str().unwrap(), tracer::kernel_release());
+    assert_eq!(v["kernel_release"].as_str().unwrap(), tracer::kernel::release());
     v
 }
 

@@ -2,7 +2,7 @@
 //! the whole system while tracer traces one workload's process tree
 //! (`tracer --json -- tracer scenario ...`); perf's rows are then restricted
 //! to the workload's processes and turned into samples per (metric, class)
-//! exactly as tracer classes them (`tracer::perf_sched`, which says what
+//! exactly as tracer classes them (`tracer::workload::perf_sched`, which says what
 //! each perf column is). Compared at p50 and p99 per metric and class:
 //! - `runq_latency_ns` vs perf's sch delay (after a sleep), or its wait time
 //!   (after a preemption, where perf 6.1 prints sch delay 0);
@@ -58,9 +58,9 @@
 use std::collections::BTreeSet;
 
 use tracer::{
-    metrics::Metric,
-    perf_sched::{self, Recorder, Samples},
-    scenario::percentile,
+    snapshot::metrics::Metric,
+    workload::perf_sched::{self, Recorder, Samples},
+    workload::scenario::percentile,
 };
 
 use super::{perf_calibrate::cpus, *};

@@ -7,7 +7,7 @@ use std::{
 };
 
 use super::*;
-use tracer::filter::Filter;
+use tracer::probe::filter::Filter;
 
 /// Pins the calling thread to `cpu`.
 fn pin(cpu: usize) {

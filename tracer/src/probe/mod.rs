@@ -1,6 +1,8 @@
 //! Loads the embedded kernel programs, configures them for the running
 //! kernel, attaches them, and reads their maps.
 
+pub mod filter;
+
 use std::collections::BTreeMap;
 
 use aya::{
@@ -25,13 +27,13 @@ use tracer_common::{
 };
 
 use crate::{
-    btf::{Ancestors, BtfError, KernelBtf, TaskOffsets},
-    exited::ExitedProcs,
-    filter::Filter,
-    metrics::{Metric, MetricSet},
-    privilege::{self, PrivilegeError},
+    kernel::btf::{Ancestors, BtfError, KernelBtf, TaskOffsets},
+    kernel::privilege::{self, PrivilegeError},
+    kernel::tracefs,
+    probe::filter::Filter,
+    snapshot::exited::ExitedProcs,
+    snapshot::metrics::{Metric, MetricSet},
     snapshot::{ClassHistogram, ProcSnapshot, Snapshot},
-    tracefs,
 };
 
 /// The kernel programs, built by `build.rs` for the BPF target.
@@ -105,7 +107,7 @@ pub enum ProbeError {
         source: aya::programs::ProgramError,
     },
     #[error(transparent)]
-    Tracefs(#[from] crate::tracefs::TracefsError),
+    Tracefs(#[from] crate::kernel::tracefs::TracefsError),
     #[error("{0}")]
     Unsupported(String),
     #[error("kernel object has no {0}")]
@@ -405,7 +407,7 @@ impl Plan {
             return 0;
         }
         opts.offcpu_slots
-            .or_else(crate::sys::pid_max)
+            .or_else(crate::kernel::sys::pid_max)
             .map_or(MAX_TID_TIMES, |n| n.clamp(1, MAX_TID_TIMES))
     }
 
@@ -679,10 +681,10 @@ impl Probes {
 
     fn read(&mut self, cpus: Option<&[usize]>, with_procs: bool) -> Result<Snapshot, ProbeError> {
         self.retire_exited();
-        let taken_ns = crate::sys::monotonic_ns();
+        let taken_ns = crate::kernel::sys::monotonic_ns();
         // Right before the counters, so that the two are read as close
         // together as they can be (the difference is read skew only).
-        let kernel_switches = match crate::procstat::context_switches() {
+        let kernel_switches = match crate::kernel::procstat::context_switches() {
             Ok(n) => Some(n),
             Err(e) => {
                 log::warn!("{e}");

@@ -24,7 +24,7 @@ use std::{
 use serde_json::{Value, json};
 
 use crate::{
-    sys::monotonic_ns,
+    kernel::sys::monotonic_ns,
     workload::{fork_child, pin},
 };
 
@@ -121,7 +121,7 @@ fn wake(other: usize, run_ns: u64, preempt: bool) -> io::Result<Value> {
     let spinner = preempt
         .then(|| fork_child(|| spin_until(end + 50_000_000)))
         .transpose()?;
-    let (rx, tx) = crate::sys::pipe()?;
+    let (rx, tx) = crate::kernel::sys::pipe()?;
     let ready = &AtomicBool::new(false);
     let (reader, writer) = std::thread::scope(|s| {
         let reader = s.spawn(|| read_stamps(&rx, ready));
@@ -188,7 +188,7 @@ fn spinners(n: usize, run_ns: u64) -> io::Result<Value> {
     let end = monotonic_ns() + run_ns;
     let mut children = Vec::new();
     for _ in 0..n {
-        let (rx, tx) = crate::sys::pipe()?;
+        let (rx, tx) = crate::kernel::sys::pipe()?;
         // Room for a gap every 20 µs, allocated before the fork.
         let mut gaps: Vec<u64> = Vec::with_capacity((run_ns / 20_000) as usize + 1);
         let pid = fork_child(|| {

@@ -53,8 +53,8 @@ pub fn spin(cpu: usize, threads: usize, time: Duration) -> io::Result<Spun> {
 fn one(cpu: usize, time: Duration) -> io::Result<Spun> {
     pin(cpu)?;
     let (csw_before, sched_before) = (csw(libc::RUSAGE_THREAD), schedstat());
-    let end = crate::sys::monotonic_ns() + time.as_nanos() as u64;
-    while crate::sys::monotonic_ns() < end {
+    let end = crate::kernel::sys::monotonic_ns() + time.as_nanos() as u64;
+    while crate::kernel::sys::monotonic_ns() < end {
         std::hint::spin_loop();
     }
     let (csw_after, sched_after) = (csw(libc::RUSAGE_THREAD), schedstat());

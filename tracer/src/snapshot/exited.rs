@@ -144,7 +144,7 @@ mod tests {
     use tracer_common::Class;
 
     use super::*;
-    use crate::{metrics::MetricSet, report::tests::Rng, snapshot::Snapshot};
+    use crate::{report::tests::Rng, snapshot::Snapshot, snapshot::metrics::MetricSet};
 
     fn proc(name: &[u8], out: u64, r#in: u64) -> ProcSnapshot {
         let mut p = ProcSnapshot::default();

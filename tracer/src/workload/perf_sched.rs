@@ -37,7 +37,7 @@ use std::{
 
 use tracer_common::Class;
 
-use crate::metrics::Metric;
+use crate::snapshot::metrics::Metric;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PerfError {

@@ -1,6 +1,9 @@
 //! Counters and histograms as read from the kernel at one instant, and the
 //! difference between two such readings (what happened in between).
 
+pub mod exited;
+pub mod metrics;
+
 use std::collections::BTreeMap;
 
 use tracer_common::{
@@ -11,8 +14,8 @@ use tracer_common::{
 };
 
 use crate::{
-    exited::FOLDED_TGID,
-    metrics::{Metric, MetricSet},
+    snapshot::exited::FOLDED_TGID,
+    snapshot::metrics::{Metric, MetricSet},
 };
 
 /// One latency histogram, merged over CPUs.
@@ -204,7 +207,7 @@ pub struct Snapshot {
     /// `Class::index()`); `None` for a metric not measured in this run.
     pub latencies: [Option<Vec<ClassHistogram>>; NUM_METRICS],
     /// Per-process counters by tgid (`--per-process`), exited processes
-    /// included (beyond [`crate::exited::MAX_EXITED`] of them, summed in the
+    /// included (beyond [`crate::snapshot::exited::MAX_EXITED`] of them, summed in the
     /// row of [`FOLDED_TGID`]).
     pub procs: Option<BTreeMap<u32, ProcSnapshot>>,
     /// Per-process counts lost because the kernel map was full.

@@ -100,8 +100,8 @@ pub fn launch(argv: &[std::ffi::OsString]) -> Result<Launched, CommandError> {
     arg_ptrs.push(std::ptr::null());
     let program = CString::new(program.as_bytes()).map_err(|_| CommandError::Nul)?;
     let creds = sudo_credentials()?;
-    let (gate_rx, gate_tx) = crate::sys::pipe().map_err(start)?;
-    let (err_rx, err_tx) = crate::sys::pipe().map_err(start)?;
+    let (gate_rx, gate_tx) = crate::kernel::sys::pipe().map_err(start)?;
+    let (err_rx, err_tx) = crate::kernel::sys::pipe().map_err(start)?;
 
     // SAFETY: the child only makes async-signal-safe calls (read, setgroups,
     // setgid, setuid, execvp, write, _exit) on data prepared before the fork.

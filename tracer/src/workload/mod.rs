@@ -7,6 +7,10 @@
 //! (raw syscalls on memory and descriptors prepared before the fork), so the
 //! workloads can be started from a multi-threaded process.
 
+pub mod perf_sched;
+pub mod scenario;
+pub mod spinners;
+
 use std::{
     io,
     os::fd::{AsRawFd, RawFd},
@@ -345,7 +349,7 @@ fn side(spec: &Spec, end: End<'_>, ws: Option<&Shared>, first: bool, who: libc::
     touch(ws); // Fault the working set in before measuring.
     let before = csw(who);
     let sched_before = schedstat();
-    let start = crate::sys::monotonic_ns();
+    let start = crate::kernel::sys::monotonic_ns();
     for _ in 0..spec.round_trips {
         if first {
             touch(ws);
@@ -357,7 +361,7 @@ fn side(spec: &Spec, end: End<'_>, ws: Option<&Shared>, first: bool, who: libc::
             end.send()?;
         }
     }
-    let elapsed_ns = crate::sys::monotonic_ns() - start;
+    let elapsed_ns = crate::kernel::sys::monotonic_ns() - start;
     let sched_after = schedstat();
     let after = csw(who);
     // SAFETY: sched_getcpu has no preconditions.
@@ -380,8 +384,8 @@ pub fn run(spec: &Spec) -> io::Result<Outcome> {
     // CPU, where its own switches (its sleep spans the whole run) would be
     // counted with the workload's.
     let _away = CallerAway::from(spec.cpu)?;
-    let (a_rx, b_tx) = crate::sys::pipe()?; // b -> a
-    let (b_rx, a_tx) = crate::sys::pipe()?; // a -> b
+    let (a_rx, b_tx) = crate::kernel::sys::pipe()?; // b -> a
+    let (b_rx, a_tx) = crate::kernel::sys::pipe()?; // a -> b
     let token = Shared::new(4)?;
     let ws_a = (spec.working_set > 0)
         .then(|| Shared::new(spec.working_set))
@@ -423,7 +427,7 @@ pub fn run(spec: &Spec) -> io::Result<Outcome> {
             (a.map_err(panicked)??, b.map_err(panicked)??)
         }
         PingPong::Processes => {
-            let (report_rx, report_tx) = crate::sys::pipe()?;
+            let (report_rx, report_tx) = crate::kernel::sys::pipe()?;
             // SAFETY: the child only makes async-signal-safe calls on memory and
             // descriptors prepared before the fork, then _exits.
             let child = unsafe { libc::fork() };

@@ -1,6 +1,8 @@
 //! The tracing session: attach, report per interval and at the end, detach
 //! on Ctrl-C, SIGTERM or the end of `--duration`.
 
+pub mod command;
+
 use std::{
     io::{self, Write},
     pin::pin,
@@ -16,7 +18,6 @@ use tokio::{
 
 use crate::{
     cli::Cli,
-    command::{self, CommandError},
     export::{
         OutputFileError, create_output,
         hdrlog::{HdrLog, HdrLogError},
@@ -24,11 +25,12 @@ use crate::{
         plot::{self, PlotError},
         prometheus::Exporter,
     },
-    filter::{Filter, FilterError},
-    metrics::MetricSet,
+    probe::filter::{Filter, FilterError},
     probe::{ProbeError, ProbeOptions, Probes, RETIRE_PERIOD},
     report::{Meta, Report, json, table},
+    session::command::CommandError,
     snapshot::Snapshot,
+    snapshot::metrics::MetricSet,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -310,7 +312,7 @@ fn spawn_kernel_log(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
 /// the user asked for.
 pub fn meta(probes: &Probes, selected: MetricSet) -> Meta {
     Meta {
-        kernel_release: crate::kernel_release(),
+        kernel_release: crate::kernel::release(),
         probe: probes.probe,
         selected,
         unavailable: probes.missing(selected),

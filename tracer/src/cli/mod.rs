@@ -1,5 +1,8 @@
 //! Command-line flags.
 
+pub mod duration;
+pub mod size;
+
 use std::{
     net::{Ipv4Addr, SocketAddr},
     path::PathBuf,
@@ -8,7 +11,7 @@ use std::{
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::{export::label::Label, metrics::MetricSet};
+use crate::{export::label::Label, snapshot::metrics::MetricSet};
 
 const ABOUT: &str = "Watch real context switches with eBPF and show what they cost.";
 
@@ -400,7 +403,7 @@ pub enum ViaArg {
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
-    let size = crate::size::parse(s).map_err(|e| e.to_string())?;
+    let size = crate::cli::size::parse(s).map_err(|e| e.to_string())?;
     if size > 1 << 30 {
         return Err(format!("`{s}` is more than the 1 GiB limit for a working set"));
     }
@@ -412,7 +415,9 @@ fn parse_size(s: &str) -> Result<usize, String> {
 pub struct CpuList(pub Vec<usize>);
 
 fn parse_cpus(s: &str) -> Result<CpuList, String> {
-    crate::filter::parse_cpu_list(s).map(CpuList).map_err(|e| e.to_string())
+    crate::probe::filter::parse_cpu_list(s)
+        .map(CpuList)
+        .map_err(|e| e.to_string())
 }
 
 fn parse_metrics(s: &str) -> Result<MetricSet, String> {
@@ -434,7 +439,7 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::duration::parse(s).map_err(|e| e.to_string())
+    crate::cli::duration::parse(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
