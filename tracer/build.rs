@@ -1,5 +1,5 @@
 //! Builds the kernel programs (`tracer-ebpf`) for the BPF target and leaves the
-//! object in `OUT_DIR`, from where `src/probe.rs` embeds it in the binary.
+//! object in `OUT_DIR`, from where `src/probe/object.rs` embeds it in the binary.
 use anyhow::{Context as _, anyhow};
 use aya_build::{Package, Toolchain};
 
