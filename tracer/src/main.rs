@@ -102,7 +102,8 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         None => {}
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    Ok(runtime.block_on(tracer::session::trace(cli))?)
+    let options = cli.session_options()?;
+    Ok(runtime.block_on(tracer::session::trace(options))?)
 }
 
 /// `--cpu`, or the last online CPU (away from CPU 0's housekeeping).

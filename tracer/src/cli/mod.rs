@@ -1,67 +1,28 @@
-//! Command-line flags.
+//! Command-line flags, and the options they turn into.
 
+mod commands;
 pub mod duration;
+mod help;
+mod parse;
 pub mod size;
 
-use std::{
-    net::{Ipv4Addr, SocketAddr},
-    path::PathBuf,
-    time::Duration,
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{ArgAction, Parser, ValueEnum};
+pub use commands::*;
+use help::{ABOUT, AFTER_HELP, LONG_ABOUT};
+pub use parse::CpuList;
+use parse::{parse_cpus, parse_duration, parse_label, parse_listen, parse_metrics};
+
+use crate::{
+    export::label::Label,
+    probe::{
+        ProbeOptions,
+        filter::{Filter, FilterError},
+    },
+    session::{self, Exports, ReportOptions},
+    snapshot::metrics::MetricSet,
 };
-
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
-
-use crate::{export::label::Label, snapshot::metrics::MetricSet};
-
-const ABOUT: &str = "Watch real context switches with eBPF and show what they cost.";
-
-const LONG_ABOUT: &str = "\
-Watch real context switches with eBPF and show what they cost.
-
-Every switch (one CPU stops running `prev` and starts running `next`) is
-counted once, in the kernel, in exactly one class, first match wins:
-  idle     prev or next is the CPU's idle task
-  kernel   prev or next is a kernel thread (PF_KTHREAD)
-  thread   both tasks belong to the same process (same tgid): no address-space switch
-  process  different processes: an address-space switch
-
-Each switch is also voluntary (prev blocked) or preempted, split exactly as the
-kernel splits its own nvcsw/nivcsw counters.
-
-Latencies, per class (--metrics), each belonging to the class of the switch
-that ends it:
-  switch_cost_ns   from sched_switch, as prev leaves, until the incoming task
-                   runs again on the same CPU (sched_exit_tp, Linux 6.16+).
-                   Includes what the tracer's own two probes run between
-                   their timestamps (the end of one, the start of the other).
-  runq_latency_ns  from the moment the task became runnable (woken: sched_waking,
-                   or sched_wakeup_new; or switched out still runnable) until
-                   it is switched in: waiting for a CPU (perf sched timehist's
-                   'sch delay'; runqlat starts later for a wakeup onto an idle
-                   CPU, once that CPU has left idle)
-  offcpu_ns        from a task's last switch-out until its switch-in
-  oncpu_ns         from a task's switch-in until its switch-out (its slice)
-A latency this kernel cannot give is reported as unavailable, never as zero.
-
-Traces the whole system until Ctrl-C (or --duration), then prints a report.
-Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with BTF.";
-
-const AFTER_HELP: &str = "\
-Examples:
-  sudo tracer                 trace until Ctrl-C, then print the report
-  sudo tracer -d 10s          trace for 10 seconds
-  sudo tracer -i 1s --json    one JSON object per second, one per line
-  sudo tracer -m none         only classify and count (one probe, least overhead)
-  sudo tracer -p 1234 --per-process -d 30s
-                              one application, with a table per process
-  sudo tracer -- make -j2     trace a command's process tree until it exits
-  sudo tracer --prometheus 9464
-                              serve /metrics on 127.0.0.1:9464 until stopped
-  sudo tracer -i 10s --hdr-log run.hlog --plot run.svg -d 1m
-                              HdrHistogram log per 10 s, percentile plot at the end
-
-Exit status: 0 on success (also after Ctrl-C or SIGTERM), 1 when tracing could
-not start or failed, 2 for invalid arguments.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -193,189 +154,43 @@ impl Cli {
         }
         Ok(())
     }
-}
 
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Settle "is a thread switch cheaper than a process switch?" on this host.
-    ///
-    /// Runs two pinned ping-pongs, two threads of one process and two
-    /// processes bouncing a token (every round trip forces two switches),
-    /// under tracer's own kernel programs, and compares their switch costs.
-    /// Before concluding it checks that >= 99 % of each workload's switches
-    /// were in the expected class, that the counts agree with the kernel's
-    /// own accounting, and that pinning held; if not, it says so and gives
-    /// no verdict.
-    Bench(BenchArgs),
-    /// Check that tracer works on this kernel, and show what it can measure.
-    ///
-    /// Attaches each probe in turn (tp_btf, then the classic tracepoint),
-    /// runs a pinned thread ping-pong and a pinned process ping-pong under
-    /// it, and compares the tracer's counts and latency totals with the
-    /// kernel's own accounting (getrusage, /proc/thread-self/schedstat),
-    /// each with a stated margin. Says which latencies this kernel cannot
-    /// give and why. Exit status 0 when every probe that could attach
-    /// passed, 1 otherwise.
-    Check(CheckArgs),
-    /// A workload with known ground truth, for tests: a pinned ping-pong;
-    /// prints one JSON line with what the kernel counted.
-    #[command(hide = true)]
-    PingPong(PingPongArgs),
-    /// Task churn with known ground truth, for tests: short-lived threads and
-    /// processes; prints one JSON line with what the kernel counted.
-    #[command(hide = true)]
-    Churn(ChurnArgs),
-    /// A workload for the cross-check against perf sched timehist, for
-    /// tests: pinned to --cpu; prints one JSON line with its processes and
-    /// its own clock.
-    #[command(hide = true)]
-    Scenario(ScenarioArgs),
-    /// Load for soak tests: pinned ping-pongs and task churn in turn until
-    /// the time is up; prints one JSON line with the kernel's counts.
-    #[command(hide = true)]
-    SoakLoad(SoakLoadArgs),
-    /// For overhead benchmarks: attach only an empty program on sched_switch
-    /// (and with --with-exit one on sched_exit_tp) until SIGINT/SIGTERM.
-    #[command(hide = true)]
-    Floor(FloorArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct FloorArgs {
-    /// Also attach an empty program on sched_exit_tp: the floor of two
-    /// programs per switch.
-    #[arg(long)]
-    pub with_exit: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct CheckArgs {
-    /// Round trips per workload (each forces two switches).
-    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(100..=100_000_000))]
-    pub round_trips: u64,
-
-    /// The CPU to pin both workloads to (default: the last online CPU).
-    #[arg(long)]
-    pub cpu: Option<usize>,
-
-    /// The probe to check: tp_btf, tracepoint, or all (both, one after the other).
-    #[arg(long, value_enum, default_value_t = CheckProbeArg::All)]
-    pub probe: CheckProbeArg,
-
-    /// Print JSON (one object) instead of the table.
-    #[arg(long)]
-    pub json: bool,
-
-    /// Off-CPU timestamp slots by thread id (default: the kernel's
-    /// pid_max); threads with higher ids keep theirs in task storage. For
-    /// tests of that path.
-    #[arg(long, hide = true, value_parser = clap::value_parser!(u32).range(1..))]
-    pub offcpu_slots: Option<u32>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CheckProbeArg {
-    All,
-    #[value(name = "tp_btf")]
-    TpBtf,
-    Tracepoint,
-}
-
-#[derive(Debug, Args)]
-pub struct SoakLoadArgs {
-    #[arg(long, default_value_t = 60)]
-    pub seconds: u64,
-    #[arg(long, default_value_t = 0)]
-    pub cpu: usize,
-}
-
-#[derive(Debug, Args)]
-pub struct ChurnArgs {
-    /// Short-lived threads to start (each sleeps three times, then exits).
-    #[arg(long, default_value_t = 50)]
-    pub threads: u32,
-    /// Short-lived child processes to fork (same).
-    #[arg(long, default_value_t = 50)]
-    pub processes: u32,
-}
-
-#[derive(Debug, Args)]
-pub struct ScenarioArgs {
-    #[arg(value_enum)]
-    pub name: ScenarioArg,
-    /// The CPU the measured tasks run on.
-    #[arg(long, default_value_t = 0)]
-    pub cpu: usize,
-    /// The CPU of a helper that must not share it (the wakeups' writer).
-    #[arg(long, default_value_t = 1)]
-    pub other: usize,
-    /// How long the timed scenarios run, in seconds.
-    #[arg(long, default_value_t = 2.0)]
-    pub seconds: f64,
-    /// Iterations of fork-exec.
-    #[arg(long, default_value_t = 300)]
-    pub count: u32,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ScenarioArg {
-    WakeIdle,
-    WakePreempt,
-    Spinners,
-    ForkExec,
-}
-
-#[derive(Debug, Args)]
-pub struct PingPongArgs {
-    /// `threads` or `processes`.
-    #[arg(long, value_enum, default_value_t = KindArg::Threads)]
-    pub kind: KindArg,
-    #[arg(long, default_value_t = 10_000)]
-    pub round_trips: u64,
-    #[arg(long, default_value_t = 0)]
-    pub cpu: usize,
-    /// Start only after a line arrives on stdin.
-    #[arg(long)]
-    pub wait_stdin: bool,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum KindArg {
-    Threads,
-    Processes,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// Repeat both workloads this many times (min / median / max across runs).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub runs: u32,
-
-    /// Round trips per workload and run (each forces two switches).
-    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
-    pub round_trips: u64,
-
-    /// Memory each side touches between switches, e.g. 64K, 1M (shows the
-    /// indirect cost of caches and TLB).
-    #[arg(long, value_name = "SIZE", default_value = "0", value_parser = parse_size)]
-    pub working_set: usize,
-
-    /// How the token travels.
-    #[arg(long, value_enum, default_value_t = ViaArg::Pipe)]
-    pub via: ViaArg,
-
-    /// The CPU to pin both workloads to (default: the last online CPU).
-    #[arg(long)]
-    pub cpu: Option<usize>,
-
-    /// Print JSON (one object) instead of the table.
-    #[arg(long)]
-    pub json: bool,
-
-    /// Also write an SVG to FILE: switch cost by percentile of the thread and
-    /// the process workload (all runs together).
-    #[arg(long, value_name = "FILE.svg")]
-    pub plot: Option<PathBuf>,
+    /// The tracing session these flags ask for, with the filter checked
+    /// against the running system.
+    pub fn session_options(&self) -> Result<session::Options, FilterError> {
+        let filter = Filter::new(
+            &self.pids,
+            &self.tids,
+            self.comm.as_deref(),
+            self.cpus.as_ref().map(|c| c.0.as_slice()),
+            self.cgroup.as_deref(),
+            !self.run.is_empty(),
+        )?;
+        Ok(session::Options {
+            probe: ProbeOptions {
+                metrics: self.metrics,
+                filter,
+                per_process: self.per_process,
+                probe: self.probe.into(),
+                offcpu_slots: None,
+            },
+            self_stats: self.self_stats,
+            duration: self.duration,
+            interval: self.interval,
+            report: ReportOptions {
+                json: self.json,
+                histograms: self.hist,
+                top: self.top,
+            },
+            exports: Exports {
+                prometheus: self.prometheus,
+                labels: self.labels.clone(),
+                hdr_log: self.hdr_log.clone(),
+                plot: self.plot.clone(),
+            },
+            command: self.run.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -394,52 +209,6 @@ impl From<ProbeArg> for crate::probe::ProbeKind {
             ProbeArg::Tracepoint => Self::Tracepoint,
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ViaArg {
-    Pipe,
-    Futex,
-}
-
-fn parse_size(s: &str) -> Result<usize, String> {
-    let size = crate::cli::size::parse(s).map_err(|e| e.to_string())?;
-    if size > 1 << 30 {
-        return Err(format!("`{s}` is more than the 1 GiB limit for a working set"));
-    }
-    Ok(size)
-}
-
-/// CPU numbers from `--cpu`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CpuList(pub Vec<usize>);
-
-fn parse_cpus(s: &str) -> Result<CpuList, String> {
-    crate::probe::filter::parse_cpu_list(s)
-        .map(CpuList)
-        .map_err(|e| e.to_string())
-}
-
-fn parse_metrics(s: &str) -> Result<MetricSet, String> {
-    MetricSet::parse(s).map_err(|e| e.to_string())
-}
-
-fn parse_label(s: &str) -> Result<Label, String> {
-    crate::export::label::parse(s).map_err(|e| e.to_string())
-}
-
-/// `HOST:PORT` (`[::1]:PORT` for IPv6), or a bare `PORT` on loopback.
-fn parse_listen(s: &str) -> Result<SocketAddr, String> {
-    if let Ok(port) = s.parse::<u16>() {
-        return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
-    }
-    s.parse().map_err(|_| {
-        format!("`{s}` is not an address to listen on: give HOST:PORT (e.g. 127.0.0.1:9464, [::1]:9464) or a port")
-    })
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::cli::duration::parse(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
