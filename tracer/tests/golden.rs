@@ -103,6 +103,24 @@ fn meta(selected: MetricSet, probe: ProbeKind) -> Meta {
     }
 }
 
+/// Tracer's own cost: (runs, run ns) of its two programs, its CPU time and RSS.
+fn own_cost(programs: [(u64, u64); 2], cpu_ns: u64, rss_bytes: u64) -> OwnCost {
+    let names = ["sched_switch_btf", "sched_waking_btf"];
+    OwnCost {
+        programs: names
+            .iter()
+            .zip(programs)
+            .map(|(name, (runs, run_ns))| ProgramStats {
+                name: (*name).into(),
+                runs,
+                run_ns,
+            })
+            .collect(),
+        cpu_ns,
+        rss_bytes,
+    }
+}
+
 /// Two snapshots 2 s apart: switches of every class on two CPUs, with
 /// every metric sampled; per-process counters; kernel count; own cost.
 fn fake_source(metrics: MetricSet, per_process: bool) -> (Snapshot, Snapshot) {
@@ -161,38 +179,8 @@ fn fake_source(metrics: MetricSet, per_process: bool) -> (Snapshot, Snapshot) {
         b.procs = Some(later);
         b.procs_dropped = 7;
     }
-    a.own = Some(OwnCost {
-        programs: vec![
-            ProgramStats {
-                name: "sched_switch_btf".into(),
-                runs: 10,
-                run_ns: 2_000,
-            },
-            ProgramStats {
-                name: "sched_waking_btf".into(),
-                runs: 4,
-                run_ns: 300,
-            },
-        ],
-        cpu_ns: 5_000_000,
-        rss_bytes: 9 << 20,
-    });
-    b.own = Some(OwnCost {
-        programs: vec![
-            ProgramStats {
-                name: "sched_switch_btf".into(),
-                runs: 8_710,
-                run_ns: 1_750_000,
-            },
-            ProgramStats {
-                name: "sched_waking_btf".into(),
-                runs: 4_504,
-                run_ns: 290_000,
-            },
-        ],
-        cpu_ns: 25_000_000,
-        rss_bytes: 11 << 20,
-    });
+    a.own = Some(own_cost([(10, 2_000), (4, 300)], 5_000_000, 9 << 20));
+    b.own = Some(own_cost([(8_710, 1_750_000), (4_504, 290_000)], 25_000_000, 11 << 20));
     (a, b)
 }
 

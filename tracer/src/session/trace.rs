@@ -88,21 +88,25 @@ pub async fn trace(opts: Options) -> Result<u8, RunError> {
         }
     }
     session.finish(opts.interval.is_some())?;
-    // Tracing ended first (signal, --duration): the command goes on untraced
-    // unless told to stop; pass a signal on and report its exit.
-    if let Some(running) = command {
-        let Some(sig) = forwarded else {
-            return Ok(exit_code);
-        };
-        // SAFETY: signals our own child, which has not been reaped yet.
-        unsafe { libc::kill(running.pid, sig) };
-        exit_code = running
-            .exit
-            .await
-            .map_err(|e| RunError::Wait(io::Error::other(e)))?
-            .map_err(RunError::Wait)?;
+    match command {
+        Some(running) => outlive(running, forwarded, exit_code).await,
+        None => Ok(exit_code),
     }
-    Ok(exit_code)
+}
+
+/// Tracing ended first (signal, --duration): the command goes on untraced
+/// unless told to stop; pass a signal on and report its exit.
+async fn outlive(running: Running, forwarded: Option<libc::c_int>, exit_code: u8) -> Result<u8, RunError> {
+    let Some(sig) = forwarded else {
+        return Ok(exit_code);
+    };
+    // SAFETY: signals our own child, which has not been reaped yet.
+    unsafe { libc::kill(running.pid, sig) };
+    running
+        .exit
+        .await
+        .map_err(|e| RunError::Wait(io::Error::other(e)))?
+        .map_err(RunError::Wait)
 }
 
 /// A timer firing every `period`, first one `period` from now; late ticks
