@@ -163,7 +163,7 @@ pub fn bench(tracer: &Path, rounds: usize, round_trips: u64, out_dir: &Path) -> 
     let path = std::env::var("PATH").unwrap_or_default();
     // SAFETY: single-threaded at this point.
     unsafe { std::env::set_var("PATH", format!("{path}:/usr/sbin:/sbin")) };
-    let mut variants: Vec<&Variant> = VARIANTS
+    let variants: Vec<&Variant> = VARIANTS
         .iter()
         .filter(|v| {
             let ok = v.beside.is_none_or(|(program, _)| available(program));
@@ -181,6 +181,38 @@ pub fn bench(tracer: &Path, rounds: usize, round_trips: u64, out_dir: &Path) -> 
         "xtask: {rounds} rounds of {} variants, pinned process and thread ping-pongs of {round_trips} round trips on CPU {cpu}",
         variants.len()
     );
+    let samples = measure(tracer, variants, rounds, round_trips, cpu)?;
+    let (md, json) = render(&samples, rounds, round_trips, cpu);
+    fs::create_dir_all(out_dir)?;
+    fs::write(out_dir.join("bench-overhead.md"), &md)?;
+    fs::write(out_dir.join("bench-overhead.json"), &json)?;
+    println!("{md}");
+    eprintln!("xtask: wrote {}/bench-overhead.{{md,json}}", out_dir.display());
+    Ok(())
+}
+
+/// What the rounds measured, by workload, variant and round.
+struct Samples<'a> {
+    /// The variants that ran (those that could not are left out).
+    variants: Vec<&'a Variant>,
+    /// elapsed[workload][variant][round] (variant 0: untraced).
+    elapsed: Vec<Vec<Vec<f64>>>,
+    /// base[workload][variant][round]: the untraced run just before that
+    /// variant's (row 0 holds all of them).
+    base: Vec<Vec<Vec<f64>>>,
+    /// switches[workload][run]: of the untraced runs.
+    switches: Vec<Vec<f64>>,
+}
+
+/// Runs the rounds: each variant beside both workloads, each right after an
+/// untraced run of them.
+fn measure<'a>(
+    tracer: &Path,
+    mut variants: Vec<&'a Variant>,
+    rounds: usize,
+    round_trips: u64,
+    cpu: usize,
+) -> anyhow::Result<Samples<'a>> {
     // elapsed[workload][variant][round]; base[workload][variant][round]: the
     // untraced run just before that variant's (row 0 holds all of them);
     // switches[workload][run]: of the untraced runs.
@@ -246,6 +278,22 @@ pub fn bench(tracer: &Path, rounds: usize, round_trips: u64, out_dir: &Path) -> 
         eprintln!("xtask: round {}/{rounds} done", round + 1);
     }
 
+    Ok(Samples {
+        variants,
+        elapsed,
+        base,
+        switches,
+    })
+}
+
+/// The report of `samples`: Markdown and JSON.
+fn render(samples: &Samples, rounds: usize, round_trips: u64, cpu: usize) -> (String, String) {
+    let Samples {
+        variants,
+        elapsed,
+        base,
+        switches,
+    } = samples;
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let mut md = format!(
         "# tracer overhead\n\nPinned ping-pongs of {round_trips} round trips on CPU {cpu}, {rounds} rounds, variants round-robin (each round starting one further on), each right after an untraced run that its ratio is to; kernel {}.\n",
@@ -308,12 +356,7 @@ pub fn bench(tracer: &Path, rounds: usize, round_trips: u64, out_dir: &Path) -> 
         kernel.trim(),
         json_workloads.join(",")
     );
-    fs::create_dir_all(out_dir)?;
-    fs::write(out_dir.join("bench-overhead.md"), &md)?;
-    fs::write(out_dir.join("bench-overhead.json"), &json)?;
-    println!("{md}");
-    eprintln!("xtask: wrote {}/bench-overhead.{{md,json}}", out_dir.display());
-    Ok(())
+    (md, json)
 }
 
 /// The targets, each against floors and peers measured in the same run: met

@@ -215,33 +215,41 @@ pub fn soak(tracer: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
     // Nothing may be lost (thread + process). Per class, other tasks on the
     // load's CPU turn some of the thread ping-pong's switches into process
     // switches (thread A -> other process -> thread B): 5 % of slack there.
-    let truth = truth_thread + truth_process;
     for (name, t) in [
         ("per-process tracer", &per_process),
         ("system-wide tracer", &plain_totals),
     ] {
-        eprintln!(
-            "xtask: {name}: thread switches {} (load's ping-pongs {truth_thread}), process {} (load's {truth_process})",
-            t.thread, t.process
-        );
-        if ((t.thread + t.process) as f64) < 0.99 * truth as f64 {
-            problems.push(format!(
-                "{name}: switches of the load are missing from the reports: {} traced, {truth} by the kernel",
-                t.thread + t.process
-            ));
-        }
-        if (t.thread as f64) < 0.95 * truth_thread as f64 {
-            problems.push(format!(
-                "{name}: thread switches of the load are missing or misclassified: {} traced, {truth_thread} by the kernel",
-                t.thread
-            ));
-        }
+        problems.extend(missing_switches(name, t, truth_thread, truth_process));
     }
     if !problems.is_empty() {
         bail!("soak failed: {}", problems.join("; "));
     }
     eprintln!("xtask: soak passed");
     Ok(())
+}
+
+/// What instance `name` lost of the load's switches, by the kernel's count
+/// (`truth_thread`, `truth_process`).
+fn missing_switches(name: &str, t: &Totals, truth_thread: u64, truth_process: u64) -> Vec<String> {
+    let mut problems = Vec::new();
+    let truth = truth_thread + truth_process;
+    eprintln!(
+        "xtask: {name}: thread switches {} (load's ping-pongs {truth_thread}), process {} (load's {truth_process})",
+        t.thread, t.process
+    );
+    if ((t.thread + t.process) as f64) < 0.99 * truth as f64 {
+        problems.push(format!(
+            "{name}: switches of the load are missing from the reports: {} traced, {truth} by the kernel",
+            t.thread + t.process
+        ));
+    }
+    if (t.thread as f64) < 0.95 * truth_thread as f64 {
+        problems.push(format!(
+            "{name}: thread switches of the load are missing or misclassified: {} traced, {truth_thread} by the kernel",
+            t.thread
+        ));
+    }
+    problems
 }
 
 /// The number right after `key` in a JSON line (enough for tracer's fixed keys).
