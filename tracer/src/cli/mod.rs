@@ -102,9 +102,9 @@ pub struct Cli {
     pub self_stats: bool,
 
     /// Kernel programs to use: tp_btf (BTF tracepoints, everything works),
-    /// tracepoint (classic tracepoints, for kernels without BTF: no run-queue
-    /// or off-CPU time, no --cgroup), or auto (tp_btf where the kernel has
-    /// BTF).
+    /// tracepoint (classic tracepoints, for kernels without BTF: every
+    /// metric, every filter but --cgroup), or auto (tp_btf where the kernel
+    /// has BTF).
     #[arg(long, value_enum, default_value_t = ProbeArg::Auto)]
     pub probe: ProbeArg,
 

@@ -73,9 +73,8 @@ pub enum ProbeKind {
     Auto,
     /// BTF tracepoints: task pointers read at BTF offsets. Everything works.
     TpBtf,
-    /// Classic tracepoints with a thread -> process map: classification,
-    /// counts, switch cost and on-CPU time; no run-queue or off-CPU time and
-    /// no --cgroup.
+    /// Classic tracepoints with a thread -> process map: every metric
+    /// (run-queue and off-CPU stamps by thread id); no --cgroup.
     Tracepoint,
 }
 
