@@ -6,7 +6,12 @@ use crate::snapshot::metrics::{Metric, MetricSet};
 #[derive(Clone, Debug)]
 pub struct Meta {
     pub kernel_release: String,
-    pub probe: crate::probe::ProbeKind,
+    /// The probe's name (`tp_btf`, `tracepoint`).
+    pub probe: &'static str,
+    /// The probe can leave switches out of every class (the classic
+    /// tracepoint: the incoming task's process may be unknown), so reports
+    /// say how many it did.
+    pub counts_unresolved: bool,
     /// The metrics the user asked for (the others are left out of reports).
     pub selected: MetricSet,
     /// Metrics asked for that this run cannot give, and why.

@@ -102,7 +102,8 @@ pub(crate) mod tests {
     pub(crate) fn meta() -> Meta {
         Meta {
             kernel_release: "6.18.0-test".into(),
-            probe: crate::probe::ProbeKind::TpBtf,
+            probe: "tp_btf",
+            counts_unresolved: false,
             selected: MetricSet::ALL,
             unavailable: Vec::new(),
             top: 20,

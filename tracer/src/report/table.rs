@@ -79,7 +79,7 @@ pub fn render(report: &Report, histograms: MetricSet) -> String {
         fmt_ns(report.duration_ns),
         rate(total),
         meta.kernel_release,
-        meta.probe.name()
+        meta.probe
     );
     let _ = writeln!(out, "{}", kernel_line(report.kernel_switches, meta.filtered));
     if report.unresolved > 0 {
