@@ -213,7 +213,7 @@ fn check_probe(options: &Options, kind: ProbeKind, progress: &mut impl FnMut(&st
         })?;
     }
     for ping_pong in [PingPong::Threads, PingPong::Processes] {
-        let name = crate::bench::kind_name(ping_pong);
+        let name = ping_pong.name();
         progress(&format!("{} probe: {name} ping-pong", kind.name()));
         let before = probes.snapshot_cpus(Some(&cpus))?;
         let outcome = workload::run(&Spec::new(ping_pong, options.cpu, options.round_trips)).map_err(|source| {
@@ -284,7 +284,7 @@ pub fn compare(
     delta: &Snapshot,
     probes: &Probes,
 ) -> WorkloadCheck {
-    let expected = crate::bench::expected_class(kind);
+    let expected = kind.class();
     let other = if expected == Class::Thread {
         Class::Process
     } else {
@@ -402,10 +402,10 @@ pub fn compare(
         );
     }
     WorkloadCheck {
-        workload: crate::bench::kind_name(kind),
+        workload: kind.name(),
         title: format!(
             "{} ping-pong, {} round trips on CPU {cpu} ({} class)",
-            crate::bench::kind_name(kind),
+            kind.name(),
             options.round_trips,
             expected.name()
         ),
