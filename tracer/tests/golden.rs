@@ -95,7 +95,8 @@ impl Rng {
 fn meta(selected: MetricSet, probe: ProbeKind) -> Meta {
     Meta {
         kernel_release: "6.18.0-golden".into(),
-        probe,
+        probe: probe.name(),
+        counts_unresolved: probe == ProbeKind::Tracepoint,
         selected,
         unavailable: Vec::new(),
         top: 3,

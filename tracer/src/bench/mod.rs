@@ -90,11 +90,11 @@ pub struct Workload {
 
 impl Workload {
     pub fn name(&self) -> &'static str {
-        kind_name(self.kind)
+        self.kind.name()
     }
 
     pub fn expected(&self) -> Class {
-        expected_class(self.kind)
+        self.kind.class()
     }
 
     /// The kernel's count of the workload's switches, median over runs.
@@ -172,20 +172,6 @@ impl Workload {
     }
 }
 
-pub fn kind_name(kind: PingPong) -> &'static str {
-    match kind {
-        PingPong::Threads => "thread",
-        PingPong::Processes => "process",
-    }
-}
-
-pub fn expected_class(kind: PingPong) -> Class {
-    match kind {
-        PingPong::Threads => Class::Thread,
-        PingPong::Processes => Class::Process,
-    }
-}
-
 /// The whole benchmark.
 #[derive(Clone, Debug)]
 pub struct Bench {
@@ -239,7 +225,7 @@ pub fn run(options: Options, mut progress: impl FnMut(&str)) -> Result<Bench, Be
     for kind in [PingPong::Threads, PingPong::Processes] {
         let warmup = (options.round_trips / 10).clamp(1, 10_000);
         workload::run(&spec(kind, warmup)).map_err(|source| BenchError::Workload {
-            kind: kind_name(kind),
+            kind: kind.name(),
             source,
         })?;
     }
@@ -251,15 +237,10 @@ pub fn run(options: Options, mut progress: impl FnMut(&str)) -> Result<Bench, Be
             [PingPong::Processes, PingPong::Threads]
         };
         for kind in order {
-            progress(&format!(
-                "run {}/{}: {} ping-pong",
-                run + 1,
-                options.runs,
-                kind_name(kind)
-            ));
+            progress(&format!("run {}/{}: {} ping-pong", run + 1, options.runs, kind.name()));
             let before = probes.snapshot_cpus(Some(&cpus))?;
             let outcome = workload::run(&spec(kind, options.round_trips)).map_err(|source| BenchError::Workload {
-                kind: kind_name(kind),
+                kind: kind.name(),
                 source,
             })?;
             let after = probes.snapshot_cpus(Some(&cpus))?;
@@ -267,7 +248,7 @@ pub fn run(options: Options, mut progress: impl FnMut(&str)) -> Result<Bench, Be
             let on_cpu = tracer_common::Class::ALL.map(|c| delta.cpu_switches(options.cpu, c));
             let cost_histogram = delta
                 .latency(Metric::SwitchCost)
-                .map(|h| h[expected_class(kind).index()].clone());
+                .map(|h| h[kind.class().index()].clone());
             let cost = cost_histogram.as_ref().map(Latency::from_histogram);
             let target = if kind == PingPong::Threads {
                 &mut thread

@@ -111,7 +111,7 @@ pub fn render(report: &Report) -> String {
         kernel_switches: report.kernel_switches,
         filtered: report.meta.filtered,
         kernel_release: &report.meta.kernel_release,
-        probe: report.meta.probe.name(),
+        probe: report.meta.probe,
         classes,
         unavailable,
         processes: report.processes.as_ref().map(|p| {
@@ -130,7 +130,7 @@ pub fn render(report: &Report) -> String {
                 .collect()
         }),
         processes_dropped: report.processes.as_ref().map(|p| p.dropped),
-        unresolved: (report.meta.probe == crate::probe::ProbeKind::Tracepoint).then_some(report.unresolved),
+        unresolved: report.meta.counts_unresolved.then_some(report.unresolved),
         own: report.own.as_ref().map(|own| {
             let programs: Vec<Value> = own
                 .programs

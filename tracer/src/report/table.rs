@@ -63,23 +63,40 @@ fn latency_header(out: &mut String, count_label: &str) {
 /// `histograms`.
 pub fn render(report: &Report, histograms: MetricSet) -> String {
     let mut out = String::new();
-    let secs = report.duration_ns as f64 / 1e9;
+    header(&mut out, report);
+    class_table(&mut out, report);
+    latency_tables(&mut out, report);
+    if let Some(p) = &report.processes {
+        processes(&mut out, p);
+    }
+    if let Some(own) = &report.own {
+        own_cost(&mut out, own, report.duration_ns);
+    }
+    histogram_sections(&mut out, report, histograms);
+    out
+}
+
+/// `n` events per second of the report's span (`-` for an empty span).
+fn rate(n: u64, duration_ns: u64) -> String {
+    let secs = duration_ns as f64 / 1e9;
+    if secs > 0.0 {
+        format!("{:.1}", n as f64 / secs)
+    } else {
+        "-".into()
+    }
+}
+
+/// Totals, the probe, the kernel's own count, unresolved switches.
+fn header(out: &mut String, report: &Report) {
     let total = report.switches();
-    let rate = |n: u64| {
-        if secs > 0.0 {
-            format!("{:.1}", n as f64 / secs)
-        } else {
-            "-".into()
-        }
-    };
     let meta = &report.meta;
     let _ = writeln!(
         out,
         "{total} switches in {} ({}/s); kernel {}, probe {}",
         fmt_ns(report.duration_ns),
-        rate(total),
+        rate(total, report.duration_ns),
         meta.kernel_release,
-        meta.probe.name()
+        meta.probe
     );
     let _ = writeln!(out, "{}", kernel_line(report.kernel_switches, meta.filtered));
     if report.unresolved > 0 {
@@ -89,6 +106,11 @@ pub fn render(report: &Report, histograms: MetricSet) -> String {
             report.unresolved
         );
     }
+}
+
+/// One row per class: counts, shares and the switch cost.
+fn class_table(out: &mut String, report: &Report) {
+    let meta = &report.meta;
     let with_cost = meta.selected.contains(Metric::SwitchCost);
     let _ = write!(
         out,
@@ -96,7 +118,7 @@ pub fn render(report: &Report, histograms: MetricSet) -> String {
         "class", "switches", "rate/s", "vol%", "pre%"
     );
     if with_cost {
-        latency_header(&mut out, "cost-n");
+        latency_header(out, "cost-n");
     }
     out.push('\n');
     for c in &report.classes {
@@ -106,12 +128,12 @@ pub fn render(report: &Report, histograms: MetricSet) -> String {
             "{:<8} {:>10} {:>11} {:>6} {:>6}",
             c.class.name(),
             n,
-            rate(n),
+            rate(n, report.duration_ns),
             pct(c.voluntary, n),
             pct(c.preempted, n)
         );
         if with_cost {
-            latency_cells(&mut out, c.latency(Metric::SwitchCost));
+            latency_cells(out, c.latency(Metric::SwitchCost));
         }
         out.push('\n');
     }
@@ -125,7 +147,11 @@ pub fn render(report: &Report, histograms: MetricSet) -> String {
             }
         }
     }
+}
 
+/// A table per other selected latency, one row per class.
+fn latency_tables(out: &mut String, report: &Report) {
+    let meta = &report.meta;
     for metric in meta.selected.iter().filter(|&m| m != Metric::SwitchCost) {
         let _ = writeln!(out, "\n{}: {}", metric.key(), meaning(metric));
         if let Some(why) = meta.why_unavailable(metric) {
@@ -133,22 +159,18 @@ pub fn render(report: &Report, histograms: MetricSet) -> String {
             continue;
         }
         let _ = write!(out, "{:<8}", "class");
-        latency_header(&mut out, "count");
+        latency_header(out, "count");
         out.push('\n');
         for c in &report.classes {
             let _ = write!(out, "{:<8}", c.class.name());
-            latency_cells(&mut out, c.latency(metric));
+            latency_cells(out, c.latency(metric));
             out.push('\n');
         }
     }
+}
 
-    if let Some(p) = &report.processes {
-        processes(&mut out, p);
-    }
-    if let Some(own) = &report.own {
-        own_cost(&mut out, own, report.duration_ns);
-    }
-
+/// A log2 histogram per metric in `histograms` and class with samples.
+fn histogram_sections(out: &mut String, report: &Report, histograms: MetricSet) {
     for metric in histograms.iter() {
         for c in &report.classes {
             if let Some(lat) = c.latency(metric)
@@ -165,7 +187,6 @@ pub fn render(report: &Report, histograms: MetricSet) -> String {
             }
         }
     }
-    out
 }
 
 /// `--self-stats`: what tracer cost during the report.

@@ -156,7 +156,8 @@ impl Session {
 pub fn meta(probes: &Probes, selected: crate::snapshot::metrics::MetricSet) -> Meta {
     Meta {
         kernel_release: crate::kernel::release(),
-        probe: probes.probe,
+        probe: probes.probe.name(),
+        counts_unresolved: probes.probe == crate::probe::ProbeKind::Tracepoint,
         selected,
         unavailable: probes.missing(selected),
         top: 20,

@@ -28,6 +28,24 @@ pub enum PingPong {
     Processes,
 }
 
+impl PingPong {
+    /// How reports name the workload.
+    pub fn name(self) -> &'static str {
+        match self {
+            PingPong::Threads => "thread",
+            PingPong::Processes => "process",
+        }
+    }
+
+    /// The class every switch of the workload belongs to.
+    pub fn class(self) -> tracer_common::Class {
+        match self {
+            PingPong::Threads => tracer_common::Class::Thread,
+            PingPong::Processes => tracer_common::Class::Process,
+        }
+    }
+}
+
 /// How the token travels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Via {
