@@ -14,9 +14,10 @@ use tracer_common::maps::{
 };
 
 use super::{
-    ProbeError, ProbeOptions, SCHED_EXIT_TP,
+    error::ProbeError,
     maps::take_map,
-    plan::{Plan, no_sched_exit_tp},
+    options::ProbeOptions,
+    plan::{Plan, SCHED_EXIT_TP, no_sched_exit_tp},
 };
 use crate::snapshot::metrics::Metric;
 

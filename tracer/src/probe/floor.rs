@@ -4,7 +4,7 @@
 use aya::{Ebpf, EbpfLoader};
 use tracer_common::maps::{PROG_FLOOR_EXIT, PROG_FLOOR_SWITCH};
 
-use super::{ProbeError, ProbeKind, SCHED_EXIT_TP, attach::attach_tp_btf, object::ebpf_object};
+use super::{attach::attach_tp_btf, error::ProbeError, object::ebpf_object, options::ProbeKind, plan::SCHED_EXIT_TP};
 use crate::kernel::privilege;
 
 /// Loads and attaches only the empty `floor_switch` program on sched_switch

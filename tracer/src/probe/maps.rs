@@ -6,7 +6,7 @@ use aya::{
 };
 use tracer_common::maps::{CPUS_MAP, TGIDS_MAP, TIDS_MAP};
 
-use super::{ProbeError, filter::Filter};
+use super::{error::ProbeError, filter::Filter};
 
 /// The filter maps, filled before anything attaches. Taken maps stay open
 /// until the programs that use them are loaded: these live with `Probes`.

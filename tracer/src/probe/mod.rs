@@ -2,10 +2,12 @@
 //! kernel, attaches them, and reads their maps.
 
 mod attach;
+mod error;
 pub mod filter;
 mod floor;
 mod maps;
 mod object;
+mod options;
 mod plan;
 mod procs;
 mod read;
@@ -20,89 +22,20 @@ use tracer_common::{
     maps::{CPU_MAP, CpuState, HISTS_MAP, TGIDS_MAP},
 };
 
+pub use error::ProbeError;
 pub use floor::attach_floor;
 use maps::{FilterMaps, take_map};
 use object::ebpf_object;
+pub use options::{ProbeKind, ProbeOptions};
 use plan::Plan;
+pub use plan::SCHED_EXIT_TP;
 use procs::ProcMaps;
 
 use crate::{
-    kernel::btf::{BtfError, TaskOffsets},
-    kernel::privilege::{self, PrivilegeError},
-    probe::filter::Filter,
+    kernel::btf::TaskOffsets,
+    kernel::privilege,
     snapshot::metrics::{Metric, MetricSet},
 };
-
-/// The bare tracepoint that ends a switch in the incoming task (Linux >= 6.16).
-pub const SCHED_EXIT_TP: &str = "sched_exit_tp";
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
-    #[error(transparent)]
-    Privilege(#[from] PrivilegeError),
-    #[error(transparent)]
-    Btf(#[from] BtfError),
-    #[error("cannot parse kernel BTF for loading: {0}")]
-    AyaBtf(#[from] aya::BtfError),
-    #[error("cannot load the kernel programs: {0}")]
-    Load(#[from] aya::EbpfError),
-    #[error("cannot {action} program `{program}`: {source}")]
-    Program {
-        action: &'static str,
-        program: &'static str,
-        source: aya::programs::ProgramError,
-    },
-    #[error(transparent)]
-    Tracefs(#[from] crate::kernel::tracefs::TracefsError),
-    #[error("{0}")]
-    Unsupported(String),
-    #[error("kernel object has no {0}")]
-    Missing(String),
-    #[error("cannot use map {map}: {source}")]
-    Map {
-        map: &'static str,
-        source: aya::maps::MapError,
-    },
-}
-
-/// Which kind of kernel programs to use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ProbeKind {
-    /// tp_btf where the kernel has BTF, else the classic tracepoint.
-    #[default]
-    Auto,
-    /// BTF tracepoints: task pointers read at BTF offsets. Everything works.
-    TpBtf,
-    /// Classic tracepoints with a thread -> process map: every metric
-    /// (run-queue and off-CPU stamps by thread id); no --cgroup.
-    Tracepoint,
-}
-
-impl ProbeKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            ProbeKind::Auto => "auto",
-            ProbeKind::TpBtf => "tp_btf",
-            ProbeKind::Tracepoint => "tracepoint",
-        }
-    }
-}
-
-/// What the user asked to attach.
-#[derive(Clone, Debug, Default)]
-pub struct ProbeOptions {
-    /// The latencies to measure; counting and classifying always happen.
-    pub metrics: MetricSet,
-    /// What to trace (everything by default).
-    pub filter: Filter,
-    /// Count switches per process.
-    pub per_process: bool,
-    pub probe: ProbeKind,
-    /// Off-CPU timestamp slots indexed by thread id; `None`: one per id the
-    /// kernel hands out (`pid_max`, capped). Threads beyond them use task
-    /// storage; tests shrink it to check that path.
-    pub offcpu_slots: Option<u32>,
-}
 
 /// How often the session retires exited processes from the kernel's
 /// per-process tables (and every snapshot does too).

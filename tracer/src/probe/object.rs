@@ -1,6 +1,6 @@
 //! The embedded kernel programs, and which of them suits the running kernel.
 
-use super::ProbeKind;
+use super::options::ProbeKind;
 
 /// The kernel programs, built by `build.rs` for the BPF target.
 pub(super) static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));

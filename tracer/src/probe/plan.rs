@@ -9,12 +9,20 @@ use tracer_common::maps::{
     TASK_TIMES_MAP, TASKS_MAP, TID_TIMES_MAP, TracepointLayout,
 };
 
-use super::{ProbeError, ProbeKind, ProbeOptions, SCHED_EXIT_TP, filter::Filter, maps::page_size};
+use super::{
+    error::ProbeError,
+    filter::Filter,
+    maps::page_size,
+    options::{ProbeKind, ProbeOptions},
+};
 use crate::{
     kernel::btf::{Ancestors, BtfError, KernelBtf, TaskOffsets},
     kernel::tracefs,
     snapshot::metrics::{Metric, MetricSet},
 };
+
+/// The bare tracepoint that ends a switch in the incoming task (Linux >= 6.16).
+pub const SCHED_EXIT_TP: &str = "sched_exit_tp";
 
 /// Why switch cost is unavailable on a kernel before 6.16.
 pub(super) fn no_sched_exit_tp() -> String {

@@ -9,7 +9,7 @@ use aya::{
 };
 use tracer_common::maps::{COMMS_MAP, EXITED_MAP, PROCS_MAP, ProcCounts};
 
-use super::{ProbeError, maps::take_map};
+use super::{error::ProbeError, maps::take_map};
 use crate::snapshot::{ProcSnapshot, exited::ExitedProcs};
 
 /// `--per-process`: the kernel's tables of live processes, the queue of

@@ -5,7 +5,7 @@ use tracer_common::{
     maps::{CPU_MAP, HISTS_MAP},
 };
 
-use super::{ProbeError, Probes};
+use super::{Probes, error::ProbeError};
 use crate::snapshot::{ClassHistogram, Snapshot};
 
 impl Probes {
