@@ -1,6 +1,6 @@
 //! The four classes of a context switch.
 //!
-//! Rules, first match wins (see DESIGN.md, "What a switch is, and its class"):
+//! Rules, first match wins (README.md, "How it measures"):
 //! 1. `Idle`    — prev or next is the idle task (pid 0);
 //! 2. `Kernel`  — prev or next is a kernel thread (`PF_KTHREAD`);
 //! 3. `Thread`  — prev and next share a tgid (same process);

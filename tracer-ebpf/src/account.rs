@@ -8,8 +8,10 @@ use aya_ebpf::{
 };
 use tracer_common::{
     class::{PREEMPTED, TaskIds, VOLUNTARY, classify},
+    filter::{FILTER_CGROUP, FILTER_COMM, FILTER_CPU, FILTER_TGID, FILTER_TID},
     hist::bucket_index,
-    maps::{CpuState, FILTER_CGROUP, FILTER_COMM, FILTER_CPU, FILTER_TGID, FILTER_TID, Metric, ProcCounts},
+    metric::Metric,
+    values::{CpuState, ProcCounts},
 };
 
 use crate::{

@@ -1,6 +1,6 @@
 //! tracer's kernel programs.
 //!
-//! The tp_btf probe (`btf_progs`), used where the kernel has BTF:
+//! The tp_btf probe (`tp_btf`), used where the kernel has BTF:
 //! * `sched_switch`: classifies every switch and counts it per class,
 //!   voluntary / preempted; measures `oncpu_ns` of prev and `offcpu_ns` and
 //!   `runq_latency_ns` of next; stamps the start of the switch for `sched_exit`.
@@ -13,9 +13,12 @@
 //!   freed processes (and with `--per-process` queue their rows in `EXITED`
 //!   for the CLI to retire), rename processes after exec.
 //!
-//! The classic-tracepoint probe (`tp_progs`), for kernels without BTF.
+//! The classic-tracepoint probe (`tracepoint`), for kernels without BTF.
 //!
-//! Per-task timestamps (`times`) are in task-local storage; `main_lru.rs`
+//! The floors of the overhead benchmarks, empty programs (`floor`).
+//!
+//! Per-task timestamps are in an array by thread id (`tid_times`) and,
+//! beyond it, in task-local storage (`times`); `main_lru.rs`
 //! builds the same programs with an LRU hash instead (`tracer-lru`), for
 //! kernels before 5.11, which have no task storage.
 //!
@@ -27,11 +30,13 @@
 #![no_main]
 
 mod account;
-mod btf_progs;
+mod floor;
 mod runtime;
 mod state;
 mod task;
 mod task_storage;
+mod tid_times;
 mod times;
-mod tp_progs;
+mod tp_btf;
+mod tracepoint;
 mod waits;

@@ -6,11 +6,13 @@
 #![no_main]
 
 mod account;
-mod btf_progs;
+mod floor;
 mod runtime;
 mod state;
 mod task;
+mod tid_times;
 #[path = "times_lru.rs"]
 mod times;
-mod tp_progs;
+mod tp_btf;
+mod tracepoint;
 mod waits;

@@ -5,12 +5,13 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tracer_common::{
+    bounds::{EXITED_RING_BYTES, MAX_CPUS, MAX_PROCS, MAX_TASKS, MAX_TGIDS, MAX_TIDS},
     class::NUM_CLASSES,
+    filter::CgroupFilter,
     hist::Histogram,
-    maps::{
-        CgroupFilter, CpuState, EXITED_RING_BYTES, MAX_CPUS, MAX_PROCS, MAX_TASKS, MAX_TGIDS, MAX_TIDS, Metric,
-        NUM_METRICS, PREV_STATE_FROM_ARGUMENT, ProcCounts, TracepointLayout,
-    },
+    metric::{Metric, NUM_METRICS},
+    tracepoint::TracepointLayout,
+    values::{CpuState, PREV_STATE_FROM_ARGUMENT, ProcCounts},
 };
 
 // Byte offsets in `struct task_struct`, resolved by the CLI from the running

@@ -1,11 +1,11 @@
 //! A task as the filters and counters see it, from either probe.
 
 use aya_ebpf::{helpers::bpf_probe_read_kernel, programs::TracePointContext};
-use tracer_common::{class::TaskIds, maps::TaskTimes};
+use tracer_common::{class::TaskIds, values::TaskTimes};
 
 use crate::{
     state::{FILTER_CGROUP_SPEC, TASK_COMM_OFFSET, TASK_FLAGS_OFFSET, TASK_PID_OFFSET, TASK_TGID_OFFSET, global},
-    times, waits,
+    tid_times, times,
 };
 
 /// One side of a switch.
@@ -88,7 +88,7 @@ impl Task for BtfTask {
     #[inline(always)]
     fn times(&self, pid: u32, create: bool) -> Option<&'static mut TaskTimes> {
         // SAFETY: a tp_btf task pointer; the reference lives for this run only.
-        waits::slot(pid).or_else(|| unsafe { times::get(self.0, pid, create) })
+        tid_times::slot(pid).or_else(|| unsafe { times::get(self.0, pid, create) })
     }
 }
 
@@ -127,7 +127,7 @@ impl Task for TpTask<'_> {
 
     #[inline(always)]
     fn times(&self, pid: u32, create: bool) -> Option<&'static mut TaskTimes> {
-        tid_times(pid, create)
+        times_by_pid(pid, create)
     }
 }
 
@@ -135,7 +135,7 @@ impl Task for TpTask<'_> {
 /// classic-tracepoint probe, which the CLI loads from the `tracer-lru`
 /// object: beyond the array they are in its LRU hash by thread id).
 #[inline(always)]
-pub fn tid_times(pid: u32, create: bool) -> Option<&'static mut TaskTimes> {
+pub fn times_by_pid(pid: u32, create: bool) -> Option<&'static mut TaskTimes> {
     // SAFETY: the reference lives for this run only.
-    waits::slot(pid).or_else(|| unsafe { times::by_pid(pid, create) })
+    tid_times::slot(pid).or_else(|| unsafe { times::by_pid(pid, create) })
 }

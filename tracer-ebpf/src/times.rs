@@ -4,7 +4,7 @@
 //! `times_lru.rs` is the same interface for kernels without task storage.
 
 use aya_ebpf::macros::btf_map;
-use tracer_common::maps::TaskTimes;
+use tracer_common::values::TaskTimes;
 
 use crate::task_storage::TaskStorage;
 

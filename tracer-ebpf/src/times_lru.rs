@@ -5,7 +5,7 @@
 //! which loses one sample of that task, never makes a wrong one.
 
 use aya_ebpf::{macros::map, maps::LruHashMap};
-use tracer_common::maps::{MAX_TASK_TIMES, TaskTimes};
+use tracer_common::{bounds::MAX_TASK_TIMES, values::TaskTimes};
 
 #[map]
 pub static TASK_TIMES: LruHashMap<u32, TaskTimes> = LruHashMap::with_max_entries(MAX_TASK_TIMES, 0);

@@ -15,31 +15,17 @@
 //!   readings, and the scheduler skips the clock update after a wakeup that
 //!   sets need_resched, so the whole wait after such a wakeup reads as 0.
 //!
-//! The stamps of a thread are in `TID_TIMES` by thread id (an array: the
-//! lookup is inlined), or beyond it in `TASK_TIMES` (`times`).
+//! The stamps of a thread are in `TID_TIMES` by thread id (`tid_times`: an
+//! array, the lookup is inlined), or beyond it in `TASK_TIMES` (`times`).
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::map, maps::Array};
-use tracer_common::maps::{MAX_TID_TIMES, Metric, TaskTimes};
+use aya_ebpf::helpers::bpf_ktime_get_ns;
+use tracer_common::{Metric, values::TaskTimes};
 
 use crate::{
     account::{Traced, record},
     state::measures,
     task::Task,
 };
-
-/// Per-thread stamps by thread id; sized by the CLI (see `TID_TIMES_MAP`).
-#[map]
-pub static TID_TIMES: Array<TaskTimes> = Array::with_max_entries(MAX_TID_TIMES, 0);
-
-/// The stamps of thread `pid` in `TID_TIMES`; `None` beyond its size.
-#[inline(always)]
-pub fn slot(pid: u32) -> Option<&'static mut TaskTimes> {
-    // SAFETY: a live array element, valid until the program returns. A
-    // thread's stamps are written by the CPU it switches on and by its
-    // waker, never at once (a runnable thread is not woken); an aligned u64
-    // is never torn.
-    TID_TIMES.get_ptr_mut(pid).map(|p| unsafe { &mut *p })
-}
 
 /// The stamps part of a traced switch: stamps `prev` as it leaves (still
 /// runnable when `prev_runnable`: preempted, or switched out in the running

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 pub use ping_pong::compare;
 pub use render::table;
-use tracer_common::maps::Metric;
+use tracer_common::metric::Metric;
 pub use verdict::{Check, Item, ProbeCheck, WorkloadCheck};
 
 use crate::{

@@ -1,7 +1,7 @@
 //! The ping-pong checks: what the tracer saw of a thread or process
 //! ping-pong against getrusage and schedstat.
 
-use tracer_common::{Class, maps::Metric};
+use tracer_common::{Class, metric::Metric};
 
 use super::{Item, Options, SNAPSHOT_SKEW, WorkloadCheck};
 use crate::{

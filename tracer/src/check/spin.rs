@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tracer_common::{Class, maps::Metric};
+use tracer_common::{Class, metric::Metric};
 
 use super::{CheckError, Item, Options, SNAPSHOT_SKEW, WorkloadCheck};
 use crate::{probe::Probes, snapshot::ClassHistogram, workload::spinners};

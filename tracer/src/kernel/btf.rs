@@ -55,10 +55,10 @@ pub enum PrevState {
 }
 
 impl PrevState {
-    /// The value of the kernel programs' [`tracer_common::maps::GLOBAL_PREV_STATE_OFFSET`].
+    /// The value of the kernel programs' [`tracer_common::names::global::TASK_PREV_STATE_OFFSET`].
     pub fn global(self) -> u32 {
         match self {
-            PrevState::Argument => tracer_common::maps::PREV_STATE_FROM_ARGUMENT,
+            PrevState::Argument => tracer_common::values::PREV_STATE_FROM_ARGUMENT,
             PrevState::TaskField(off) => off,
         }
     }

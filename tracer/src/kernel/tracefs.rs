@@ -8,7 +8,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use tracer_common::{class::PF_KTHREAD, maps::TracepointLayout};
+use tracer_common::{class::PF_KTHREAD, tracepoint::TracepointLayout};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TracefsError {

@@ -6,11 +6,10 @@ use aya::{
     maps::{HashMap, MapData},
     programs::{BtfTracePoint, RawTracePoint, TracePoint},
 };
-use tracer_common::maps::{
-    FILTER_TGID, PROG_RAW_SCHED_EXIT, PROG_SCHED_EXIT, PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_FORK,
-    PROG_SCHED_PROCESS_FREE, PROG_SCHED_SWITCH, PROG_SCHED_WAKEUP_NEW, PROG_SCHED_WAKING, PROG_TP_PROCESS_EXEC,
-    PROG_TP_PROCESS_FREE, PROG_TP_SCHED_SWITCH, PROG_TP_SCHED_WAKEUP_NEW, PROG_TP_SCHED_WAKING, PROG_TP_TASK_NEWTASK,
-    TASK_KTHREAD_BIT, TASKS_MAP,
+use tracer_common::{
+    filter::FILTER_TGID,
+    names::{map, prog},
+    tracepoint::TASK_KTHREAD_BIT,
 };
 
 use super::{
@@ -39,38 +38,38 @@ impl Plan {
             // Forget processes when they are freed, so a reused pid is not
             // traced, queue their per-process rows for retirement, and forget
             // tasks' timestamps where they are not in task storage.
-            attach_tp_btf(ebpf, PROG_SCHED_PROCESS_FREE, "sched_process_free", btf)?;
+            attach_tp_btf(ebpf, prog::SCHED_PROCESS_FREE, "sched_process_free", btf)?;
         }
         if by_tgid && opts.filter.command {
             // Follow children of traced processes for `-- COMMAND`.
-            attach_tp_btf(ebpf, PROG_SCHED_PROCESS_FORK, "sched_process_fork", btf)?;
+            attach_tp_btf(ebpf, prog::SCHED_PROCESS_FORK, "sched_process_fork", btf)?;
         }
         if opts.per_process {
-            attach_tp_btf(ebpf, PROG_SCHED_PROCESS_EXEC, "sched_process_exec", btf)?;
+            attach_tp_btf(ebpf, prog::SCHED_PROCESS_EXEC, "sched_process_exec", btf)?;
         }
         if self.needs_task_times() {
             // New threads start with clean stamps (and wait from there).
-            attach_tp_btf(ebpf, PROG_SCHED_WAKEUP_NEW, "sched_wakeup_new", btf)?;
+            attach_tp_btf(ebpf, prog::SCHED_WAKEUP_NEW, "sched_wakeup_new", btf)?;
         }
         if self.measured.contains(Metric::Runq) {
-            attach_tp_btf(ebpf, PROG_SCHED_WAKING, "sched_waking", btf)?;
+            attach_tp_btf(ebpf, prog::SCHED_WAKING, "sched_waking", btf)?;
         }
         if self.measured.contains(Metric::SwitchCost) {
-            attach_tp_btf(ebpf, PROG_SCHED_EXIT, SCHED_EXIT_TP, btf)?;
+            attach_tp_btf(ebpf, prog::SCHED_EXIT, SCHED_EXIT_TP, btf)?;
         }
-        attach_tp_btf(ebpf, PROG_SCHED_SWITCH, "sched_switch", btf)
+        attach_tp_btf(ebpf, prog::SCHED_SWITCH, "sched_switch", btf)
     }
 
     /// Attaches the classic-tracepoint programs. Every thread is known before
     /// the first switch is seen: new ones from task_newtask (attached first),
     /// existing ones seeded from /proc.
     pub(super) fn attach_tracepoint(&mut self, ebpf: &mut Ebpf, opts: &ProbeOptions) -> Result<(), ProbeError> {
-        attach_tracepoint(ebpf, PROG_TP_PROCESS_FREE, "sched", "sched_process_free")?;
+        attach_tracepoint(ebpf, prog::TP_PROCESS_FREE, "sched", "sched_process_free")?;
         if opts.per_process {
-            attach_tracepoint(ebpf, PROG_TP_PROCESS_EXEC, "sched", "sched_process_exec")?;
+            attach_tracepoint(ebpf, prog::TP_PROCESS_EXEC, "sched", "sched_process_exec")?;
         }
-        attach_tracepoint(ebpf, PROG_TP_TASK_NEWTASK, "task", "task_newtask")?;
-        let mut map: HashMap<MapData, u32, u32> = take_map(ebpf, TASKS_MAP)?;
+        attach_tracepoint(ebpf, prog::TP_TASK_NEWTASK, "task", "task_newtask")?;
+        let mut map: HashMap<MapData, u32, u32> = take_map(ebpf, map::TASKS)?;
         for t in &self.tasks {
             let value = if t.kthread { t.tgid | TASK_KTHREAD_BIT } else { t.tgid };
             // A thread that exited meanwhile or a full map: the switch
@@ -79,15 +78,16 @@ impl Plan {
         }
         log::info!("seeded {} threads from /proc", self.tasks.len());
         if self.needs_task_times() {
-            attach_tracepoint(ebpf, PROG_TP_SCHED_WAKEUP_NEW, "sched", "sched_wakeup_new")?;
+            attach_tracepoint(ebpf, prog::TP_SCHED_WAKEUP_NEW, "sched", "sched_wakeup_new")?;
         }
         if self.measured.contains(Metric::Runq) {
-            attach_tracepoint(ebpf, PROG_TP_SCHED_WAKING, "sched", "sched_waking")?;
+            attach_tracepoint(ebpf, prog::TP_SCHED_WAKING, "sched", "sched_waking")?;
         }
-        if self.measured.contains(Metric::SwitchCost) && attach_raw(ebpf, PROG_RAW_SCHED_EXIT, SCHED_EXIT_TP).is_err() {
+        if self.measured.contains(Metric::SwitchCost) && attach_raw(ebpf, prog::RAW_SCHED_EXIT, SCHED_EXIT_TP).is_err()
+        {
             self.drop_metric(Metric::SwitchCost, no_sched_exit_tp());
         }
-        attach_tracepoint(ebpf, PROG_TP_SCHED_SWITCH, "sched", "sched_switch")
+        attach_tracepoint(ebpf, prog::TP_SCHED_SWITCH, "sched", "sched_switch")
     }
 }
 

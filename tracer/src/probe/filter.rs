@@ -8,8 +8,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use tracer_common::maps::{
-    FILTER_CGROUP, FILTER_COMM, FILTER_CPU, FILTER_TGID, FILTER_TID, MAX_CPUS, MAX_TGIDS, MAX_TIDS,
+use tracer_common::{
+    bounds::MAX_CPUS, bounds::MAX_TGIDS, bounds::MAX_TIDS, filter::FILTER_CGROUP, filter::FILTER_COMM,
+    filter::FILTER_CPU, filter::FILTER_TGID, filter::FILTER_TID,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

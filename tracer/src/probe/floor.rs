@@ -2,7 +2,7 @@
 //! benchmark's baseline.
 
 use aya::{Ebpf, EbpfLoader};
-use tracer_common::maps::{PROG_FLOOR_EXIT, PROG_FLOOR_SWITCH};
+use tracer_common::names::prog;
 
 use super::{attach::attach_tp_btf, error::ProbeError, object::ebpf_object, options::ProbeKind, plan::SCHED_EXIT_TP};
 use crate::kernel::privilege;
@@ -17,9 +17,9 @@ pub fn attach_floor(with_exit: bool) -> Result<Ebpf, ProbeError> {
         .btf(&btf)
         .allow_unsupported_maps()
         .load(ebpf_object(ProbeKind::TpBtf).0)?;
-    attach_tp_btf(&mut ebpf, PROG_FLOOR_SWITCH, "sched_switch", &btf)?;
+    attach_tp_btf(&mut ebpf, prog::FLOOR_SWITCH, "sched_switch", &btf)?;
     if with_exit {
-        attach_tp_btf(&mut ebpf, PROG_FLOOR_EXIT, SCHED_EXIT_TP, &btf)?;
+        attach_tp_btf(&mut ebpf, prog::FLOOR_EXIT, SCHED_EXIT_TP, &btf)?;
     }
     Ok(ebpf)
 }

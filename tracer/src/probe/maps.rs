@@ -4,7 +4,7 @@ use aya::{
     Ebpf,
     maps::{Array, HashMap, MapData},
 };
-use tracer_common::maps::{CPUS_MAP, TGIDS_MAP, TIDS_MAP};
+use tracer_common::names::map;
 
 use super::{error::ProbeError, filter::Filter};
 
@@ -18,21 +18,22 @@ pub(super) struct FilterMaps {
 
 impl FilterMaps {
     pub(super) fn fill(ebpf: &mut Ebpf, filter: &Filter) -> Result<Self, ProbeError> {
-        let mut tgids: HashMap<MapData, u32, u8> = take_map(ebpf, TGIDS_MAP)?;
+        let mut tgids: HashMap<MapData, u32, u8> = take_map(ebpf, map::TGIDS)?;
         for tgid in &filter.tgids {
-            tgids
-                .insert(tgid, &1, 0)
-                .map_err(|source| ProbeError::Map { map: TGIDS_MAP, source })?;
+            tgids.insert(tgid, &1, 0).map_err(|source| ProbeError::Map {
+                map: map::TGIDS,
+                source,
+            })?;
         }
-        let mut tids: HashMap<MapData, u32, u8> = take_map(ebpf, TIDS_MAP)?;
+        let mut tids: HashMap<MapData, u32, u8> = take_map(ebpf, map::TIDS)?;
         for tid in &filter.tids {
             tids.insert(tid, &1, 0)
-                .map_err(|source| ProbeError::Map { map: TIDS_MAP, source })?;
+                .map_err(|source| ProbeError::Map { map: map::TIDS, source })?;
         }
-        let mut cpus: Array<MapData, u8> = take_map(ebpf, CPUS_MAP)?;
+        let mut cpus: Array<MapData, u8> = take_map(ebpf, map::CPUS)?;
         for &cpu in filter.cpus.iter().flatten() {
             cpus.set(cpu as u32, &1, 0)
-                .map_err(|source| ProbeError::Map { map: CPUS_MAP, source })?;
+                .map_err(|source| ProbeError::Map { map: map::CPUS, source })?;
         }
         Ok(Self {
             tgids,

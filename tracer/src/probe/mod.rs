@@ -17,15 +17,13 @@ use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray},
 };
 use aya_log::EbpfLogger;
-use tracer_common::{
-    hist::Histogram,
-    maps::{CPU_MAP, CpuState, HISTS_MAP, TGIDS_MAP},
-};
+use tracer_common::{hist::Histogram, names::map, values::CpuState};
 
 pub use error::ProbeError;
 pub use floor::attach_floor;
 use maps::{FilterMaps, take_map};
 use object::ebpf_object;
+pub use object::embedded as embedded_objects;
 pub use options::{ProbeKind, ProbeOptions};
 use plan::Plan;
 pub use plan::SCHED_EXIT_TP;
@@ -96,8 +94,8 @@ impl Probes {
             None => plan.attach_tracepoint(&mut ebpf, &opts)?,
         }
         Ok(Self {
-            cpu_map: take_map(&mut ebpf, CPU_MAP)?,
-            hists: take_map(&mut ebpf, HISTS_MAP)?,
+            cpu_map: take_map(&mut ebpf, map::CPU)?,
+            hists: take_map(&mut ebpf, map::HISTS)?,
             tgids: filters.tgids,
             _filter_maps: (filters._tids, filters._cpus),
             procs: if opts.per_process {
@@ -146,9 +144,10 @@ impl Probes {
 
     /// Starts tracing a process (with `-- COMMAND`: the command, before it runs).
     pub fn add_process(&mut self, tgid: u32) -> Result<(), ProbeError> {
-        self.tgids
-            .insert(&tgid, &1, 0)
-            .map_err(|source| ProbeError::Map { map: TGIDS_MAP, source })
+        self.tgids.insert(&tgid, &1, 0).map_err(|source| ProbeError::Map {
+            map: map::TGIDS,
+            source,
+        })
     }
 
     /// Why each metric in `asked` is missing from this run, if it is.

@@ -27,3 +27,10 @@ pub(super) fn ebpf_object(probe: ProbeKind) -> (&'static [u8], bool) {
         }
     }
 }
+
+/// Both embedded objects by name (`tracer`, `tracer-lru`), for the tests
+/// that check them against the names and layouts in `tracer-common` without
+/// a kernel.
+pub fn embedded() -> [(&'static str, &'static [u8]); 2] {
+    [("tracer", EBPF_OBJECT), ("tracer-lru", EBPF_OBJECT_LRU)]
+}

@@ -2,11 +2,12 @@
 //! the load-time constants and map sizes, decided before anything loads.
 
 use aya::{Ebpf, EbpfLoader};
-use tracer_common::maps::{
-    COMMS_MAP, CgroupFilter, EXITED_MAP, GLOBAL_CGROUP, GLOBAL_COMM, GLOBAL_COMM_OFFSET, GLOBAL_FILTER,
-    GLOBAL_FLAGS_OFFSET, GLOBAL_FOLLOW_CHILDREN, GLOBAL_METRICS, GLOBAL_PER_PROCESS, GLOBAL_PID_OFFSET,
-    GLOBAL_PREV_STATE_OFFSET, GLOBAL_TGID_OFFSET, GLOBAL_TP_LAYOUT, MAX_TID_TIMES, PREV_STATE_FROM_ARGUMENT, PROCS_MAP,
-    TASK_TIMES_MAP, TASKS_MAP, TID_TIMES_MAP, TracepointLayout,
+use tracer_common::{
+    bounds::MAX_TID_TIMES,
+    filter::CgroupFilter,
+    names::{global, map},
+    tracepoint::TracepointLayout,
+    values::PREV_STATE_FROM_ARGUMENT,
 };
 
 use super::{
@@ -165,19 +166,19 @@ impl Plan {
         if let Some(btf) = &self.aya_btf {
             loader.btf(btf);
             // The tracepoint probe's thread map is not used: keep it tiny.
-            loader.map_max_entries(TASKS_MAP, 1);
+            loader.map_max_entries(map::TASKS, 1);
         }
         if !task_storage && !self.needs_task_times() {
             // The LRU hash of per-task timestamps is not used: keep it tiny.
-            loader.map_max_entries(TASK_TIMES_MAP, 1);
+            loader.map_max_entries(map::TASK_TIMES, 1);
         }
-        loader.map_max_entries(TID_TIMES_MAP, self.offcpu_slots(opts).max(1));
+        loader.map_max_entries(map::TID_TIMES, self.offcpu_slots(opts).max(1));
         if !opts.per_process {
             // Per-CPU rows for 16,384 processes add up on a many-CPU host.
-            loader.map_max_entries(PROCS_MAP, 1);
-            loader.map_max_entries(COMMS_MAP, 1);
+            loader.map_max_entries(map::PROCS, 1);
+            loader.map_max_entries(map::COMMS, 1);
             // A ring buffer's size is a power-of-two multiple of the page size.
-            loader.map_max_entries(EXITED_MAP, page_size());
+            loader.map_max_entries(map::EXITED, page_size());
         }
         let metrics = self.measured.bits();
         let filter = opts.filter.bits();
@@ -185,18 +186,18 @@ impl Plan {
         let per_process = u8::from(opts.per_process);
         let follow = u8::from(opts.filter.command);
         Ok(loader
-            .override_global(GLOBAL_PID_OFFSET, &self.offsets.pid, true)
-            .override_global(GLOBAL_TGID_OFFSET, &self.offsets.tgid, true)
-            .override_global(GLOBAL_FLAGS_OFFSET, &self.offsets.flags, true)
-            .override_global(GLOBAL_COMM_OFFSET, &self.offsets.comm, true)
-            .override_global(GLOBAL_PREV_STATE_OFFSET, &self.prev_state, true)
-            .override_global(GLOBAL_METRICS, &metrics, true)
-            .override_global(GLOBAL_FILTER, &filter, true)
-            .override_global(GLOBAL_COMM, &comm, true)
-            .override_global(GLOBAL_CGROUP, &self.cgroup, true)
-            .override_global(GLOBAL_TP_LAYOUT, &self.layout, true)
-            .override_global(GLOBAL_PER_PROCESS, &per_process, true)
-            .override_global(GLOBAL_FOLLOW_CHILDREN, &follow, true)
+            .override_global(global::TASK_PID_OFFSET, &self.offsets.pid, true)
+            .override_global(global::TASK_TGID_OFFSET, &self.offsets.tgid, true)
+            .override_global(global::TASK_FLAGS_OFFSET, &self.offsets.flags, true)
+            .override_global(global::TASK_COMM_OFFSET, &self.offsets.comm, true)
+            .override_global(global::TASK_PREV_STATE_OFFSET, &self.prev_state, true)
+            .override_global(global::METRICS, &metrics, true)
+            .override_global(global::FILTER, &filter, true)
+            .override_global(global::FILTER_COMM_NAME, &comm, true)
+            .override_global(global::FILTER_CGROUP_SPEC, &self.cgroup, true)
+            .override_global(global::TP_LAYOUT, &self.layout, true)
+            .override_global(global::PER_PROCESS, &per_process, true)
+            .override_global(global::FOLLOW_CHILDREN, &follow, true)
             // TASK_TIMES (task storage) is only used by the kernel programs.
             .allow_unsupported_maps()
             .load(object)?)

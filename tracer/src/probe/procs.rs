@@ -7,7 +7,7 @@ use aya::{
     Ebpf,
     maps::{HashMap, MapData, PerCpuHashMap, PerCpuValues, RingBuf},
 };
-use tracer_common::maps::{COMMS_MAP, EXITED_MAP, PROCS_MAP, ProcCounts};
+use tracer_common::{names::map, values::ProcCounts};
 
 use super::{error::ProbeError, maps::take_map};
 use crate::snapshot::{ProcSnapshot, exited::ExitedProcs};
@@ -31,9 +31,9 @@ pub(super) struct ProcMaps {
 impl ProcMaps {
     pub(super) fn take(ebpf: &mut Ebpf) -> Result<Self, ProbeError> {
         Ok(Self {
-            counts: take_map(ebpf, PROCS_MAP)?,
-            comms: take_map(ebpf, COMMS_MAP)?,
-            exits: take_map(ebpf, EXITED_MAP)?,
+            counts: take_map(ebpf, map::PROCS)?,
+            comms: take_map(ebpf, map::COMMS)?,
+            exits: take_map(ebpf, map::EXITED)?,
             exited: ExitedProcs::default(),
             queued: Vec::new(),
             unretired: 0,

@@ -1,9 +1,6 @@
 //! Reading the maps into a [`Snapshot`].
 
-use tracer_common::{
-    class::NUM_CLASSES,
-    maps::{CPU_MAP, HISTS_MAP},
-};
+use tracer_common::{class::NUM_CLASSES, names::map};
 
 use super::{Probes, error::ProbeError};
 use crate::snapshot::{ClassHistogram, Snapshot};
@@ -41,7 +38,7 @@ impl Probes {
         let per_cpu = self
             .cpu_map
             .get(&0, 0)
-            .map_err(|source| ProbeError::Map { map: CPU_MAP, source })?;
+            .map_err(|source| ProbeError::Map { map: map::CPU, source })?;
         let per_cpu_counts = per_cpu.iter().map(|s| s.counts).collect();
         let procs_dropped = per_cpu.iter().map(|s| s.procs_dropped).sum();
         let unresolved = per_cpu.iter().map(|s| s.unresolved).sum();
@@ -63,7 +60,10 @@ impl Probes {
                 let values = self
                     .hists
                     .get(&metric.hist_index(class), 0)
-                    .map_err(|source| ProbeError::Map { map: HISTS_MAP, source })?;
+                    .map_err(|source| ProbeError::Map {
+                        map: map::HISTS,
+                        source,
+                    })?;
                 let wanted = values
                     .iter()
                     .enumerate()

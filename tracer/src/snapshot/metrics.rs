@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-pub use tracer_common::maps::Metric;
+pub use tracer_common::metric::Metric;
 
 /// A set of metrics, as the kernel programs' `METRICS` bit mask.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -10,7 +10,9 @@ use tracer_common::{
     Class,
     class::{NUM_CLASSES, PREEMPTED, VOLUNTARY},
     hist::{Histogram, MAX_VALUE, NUM_BUCKETS, bucket_index, bucket_value},
-    maps::{NUM_METRICS, ProcCounts, SwitchCounts},
+    metric::NUM_METRICS,
+    values::ProcCounts,
+    values::SwitchCounts,
 };
 
 use crate::{

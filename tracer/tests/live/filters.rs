@@ -308,7 +308,7 @@ fn waves_of_exited_processes(probe: &str) {
         all_children.len(),
         procs.len()
     );
-    assert!(all_children.len() > tracer_common::maps::MAX_PROCS as usize);
+    assert!(all_children.len() > tracer_common::bounds::MAX_PROCS as usize);
     assert_eq!(missing, 0, "{probe}: exited processes missing from the report");
     assert_eq!(
         dropped, 0,

@@ -3,7 +3,7 @@
 
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use aya_log_ebpf::error;
-use tracer_common::{class::is_voluntary, maps::PREV_STATE_FROM_ARGUMENT};
+use tracer_common::{class::is_voluntary, values::PREV_STATE_FROM_ARGUMENT};
 
 use crate::{
     account::{cpu_state, on_switch, on_switch_end, retire_process},
@@ -64,20 +64,6 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), &'static str> {
     )
 }
 
-/// The floor for overhead benchmarks: an empty program on sched_switch. What
-/// any tp_btf program there costs before it does anything.
-#[btf_tracepoint(function = "sched_switch")]
-pub fn floor_switch(_ctx: BtfTracePointContext) -> i32 {
-    0
-}
-
-/// The second floor: an empty program on sched_exit_tp, with `floor_switch`
-/// what any two programs per switch cost before they do anything.
-#[btf_tracepoint(function = "sched_exit_tp")]
-pub fn floor_exit(_ctx: BtfTracePointContext) -> i32 {
-    0
-}
-
 // include/trace/events/sched.h (Linux >= 6.16), a bare tracepoint:
 //   DECLARE_TRACE(sched_exit, TP_PROTO(bool is_switch), ...)
 // traced as `sched_exit_tp`, in the incoming task at the end of __schedule()
@@ -92,7 +78,7 @@ pub fn sched_exit(ctx: BtfTracePointContext) -> i32 {
 
 /// The stamps of `p`, a tp_btf task pointer, created if need be.
 #[inline(always)]
-fn times_of(p: *const u8) -> Option<&'static mut tracer_common::maps::TaskTimes> {
+fn times_of(p: *const u8) -> Option<&'static mut tracer_common::values::TaskTimes> {
     // SAFETY: `p` is a tp_btf task pointer; the offset is that of `pid`, a pid_t.
     let pid = unsafe { task_field::<i32>(p, global(&TASK_PID_OFFSET)) } as u32;
     BtfTask(p).times(pid, true)

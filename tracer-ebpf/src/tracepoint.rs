@@ -12,13 +12,13 @@ use aya_ebpf::{
 use aya_log_ebpf::error;
 use tracer_common::{
     class::{PF_KTHREAD, TaskIds},
-    maps::TASK_KTHREAD_BIT,
+    tracepoint::TASK_KTHREAD_BIT,
 };
 
 use crate::{
     account::{cpu_state, not_traced, on_switch, on_switch_end, retire_process},
     state::{COMMS, FOLLOW_CHILDREN, PROCS, TASKS, TGIDS, TP_LAYOUT, global},
-    task::{TpTask, tid_times},
+    task::{TpTask, times_by_pid},
     times, waits,
 };
 
@@ -112,13 +112,13 @@ fn try_tp_sched_switch(ctx: &TracePointContext) -> Result<(), &'static str> {
 /// The stamps of the thread an event of sched/sched_waking or
 /// sched/sched_wakeup_new is about (its `pid`), created if need be.
 #[inline(always)]
-fn tp_times_of(ctx: &TracePointContext) -> Option<&'static mut tracer_common::maps::TaskTimes> {
+fn tp_times_of(ctx: &TracePointContext) -> Option<&'static mut tracer_common::values::TaskTimes> {
     // SAFETY: offset of a field of this event, from its format file.
     let pid = unsafe { ctx.read_at::<i32>(global(&TP_LAYOUT).wakeup_pid as usize) }.ok()?;
-    tid_times(pid as u32, true)
+    times_by_pid(pid as u32, true)
 }
 
-// See `btf_progs::sched_waking`.
+// See `tp_btf::sched_waking`.
 #[tracepoint(category = "sched", name = "sched_waking")]
 pub fn tp_sched_waking(ctx: TracePointContext) -> u32 {
     waits::woken(tp_times_of(&ctx));
