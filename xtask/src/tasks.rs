@@ -50,10 +50,11 @@ pub fn test(env: &Env, args: &[String]) -> anyhow::Result<()> {
         "--release",
         "--package",
         "tracer",
+        "--features",
+        "live-tests",
         "--test",
         "live",
         "--",
-        "--include-ignored",
         "--test-threads=1",
     ])
     .args(args);
@@ -116,6 +117,18 @@ fn install_test_tools() -> anyhow::Result<()> {
 pub fn lint(env: &Env) -> anyhow::Result<()> {
     run_cmd(env.cargo().args(["fmt", "--all", "--check"]))?;
     run_cmd(env.cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+    // The live-kernel tests, which only the `live-tests` feature builds.
+    run_cmd(env.cargo().args([
+        "clippy",
+        "--package",
+        "tracer",
+        "--features",
+        "live-tests",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     // The kernel programs, for the BPF target they are built for.
     run_cmd(
         env.cargo()

@@ -3,19 +3,16 @@
 use super::*;
 
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn thread_ping_pong_is_thread_class() {
     check_class(PingPong::Threads, Class::Thread, Class::Process, ProbeKind::TpBtf);
 }
 
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn thread_ping_pong_with_the_tracepoint_probe() {
     check_class(PingPong::Threads, Class::Thread, Class::Process, ProbeKind::Tracepoint);
 }
 
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn process_ping_pong_with_the_tracepoint_probe() {
     check_class(
         PingPong::Processes,
@@ -28,7 +25,6 @@ fn process_ping_pong_with_the_tracepoint_probe() {
 /// Both probes attached at once see the same workload the same way: every
 /// class on the workload's CPU, voluntary and preempted, within a handful.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn both_probes_agree() {
     let (mut btf, mut tp) = (attach_with(ProbeKind::TpBtf), attach_with(ProbeKind::Tracepoint));
     assert_eq!((btf.probe.name(), tp.probe.name()), ("tp_btf", "tracepoint"));
@@ -63,7 +59,6 @@ fn both_probes_agree() {
 }
 
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn process_ping_pong_is_process_class() {
     check_class(PingPong::Processes, Class::Process, Class::Thread, ProbeKind::TpBtf);
 }
@@ -72,7 +67,6 @@ fn process_ping_pong_is_process_class() {
 /// CPUs at once (threads on one, processes on the other). Counts still
 /// match the kernel's, per CPU.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn both_cpus_at_full_rate() {
     let mut probes = attach();
     let before = probes.snapshot().unwrap();
@@ -108,7 +102,6 @@ fn both_cpus_at_full_rate() {
 /// 100,000 round trips: at `tracer check`'s 20,000 (~50 ms a ping-pong) a
 /// ~1.6 ms start or exit of the child process put the totals 3.3 % over once.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn off_cpu_times_beyond_the_array_use_task_storage() {
     let options = tracer::check::Options {
         round_trips: ROUND_TRIPS,

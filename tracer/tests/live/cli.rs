@@ -4,7 +4,6 @@ use super::*;
 
 /// The binary, end to end: `tracer --json -d` while a thread ping-pong runs.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn cli_json_sees_the_workload() {
     let mut child = spawn_tracer(["--json", "-d", "4s"]);
     // Give it time to attach (well under 1 s here), then run the workload.
@@ -50,7 +49,6 @@ fn cli_json_sees_the_workload() {
 /// With a filter, the kernel's count is still the whole host's, and the
 /// report says so.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn the_kernels_count_under_a_filter_is_the_whole_hosts() {
     let pid = std::process::id().to_string();
     let mut child = spawn_tracer(["-d", "1500ms", "-p", &pid]);
@@ -74,7 +72,6 @@ fn the_kernels_count_under_a_filter_is_the_whole_hosts() {
 
 /// `--interval`: one line per interval, each covering that interval.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn interval_reports_one_line_each() {
     let mut child = spawn_tracer(["--json", "-i", "400ms", "-d", "2s"]);
     let stdout = child.0.stdout.take().unwrap();
@@ -96,7 +93,6 @@ fn interval_reports_one_line_each() {
 
 /// The human report names every class and, on this kernel, the switch cost.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn human_report_has_every_class() {
     let out = tracer_cmd().args(["-d", "1s"]).output().unwrap();
     assert!(out.status.success());
@@ -114,7 +110,6 @@ fn human_report_has_every_class() {
 /// `tracer bench` with small counts: its JSON is consistent with itself and
 /// with the round trips it ran, and its own checks pass on this machine.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn bench_json_is_consistent() {
     for (extra, via) in [
         (&[][..], "pipe"),

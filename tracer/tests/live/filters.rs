@@ -7,7 +7,6 @@ use super::*;
 /// traced whole, while an unrelated process ping-pong runs beside it and is
 /// left out. Per process, `out` matches the kernel's count for each helper.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn command_tree_is_traced_and_nothing_else() {
     let exe = env!("CARGO_BIN_EXE_tracer");
     let rt = 30_000u64;
@@ -66,7 +65,6 @@ fn command_tree_is_traced_and_nothing_else() {
 
 /// `--pid`: of two identical thread ping-pongs, only the named one is traced.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn pid_filter_keeps_one_process() {
     let helpers = TwoHelpers::start();
     let (wanted, unwanted) = (helpers.wanted.0.id(), helpers.unwanted.0.id());
@@ -83,7 +81,6 @@ fn pid_filter_keeps_one_process() {
 /// `--cpu` and `--comm`, through the library: the filter keeps a pinned
 /// thread ping-pong when it selects it and drops it when it does not.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn cpu_and_comm_filters() {
     use tracer::probe::filter::Filter;
     let comm = {
@@ -145,7 +142,6 @@ fn cpu_and_comm_filters() {
 /// Under sudo, `-- COMMAND` runs as the invoking user (SUDO_UID/SUDO_GID),
 /// not as root, and its exit status becomes tracer's.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn command_runs_as_the_sudo_user_and_passes_its_status() {
     let out = tracer_cmd()
         .args(["--json", "-m", "none", "--", "sh", "-c", "id -u; id -g; exit 3"])
@@ -169,7 +165,6 @@ fn command_runs_as_the_sudo_user_and_passes_its_status() {
 /// `--cgroup`: a workload in a child cgroup of the named one is traced, an
 /// identical one outside is not.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn cgroup_filter_keeps_the_subtree() {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let Some(mount) = mountinfo.lines().find_map(|l| {
@@ -194,7 +189,6 @@ fn cgroup_filter_keeps_the_subtree() {
 /// (the kernel folds a thread's counters into its process before the
 /// thread's last switch).
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn churn_is_fully_accounted_per_process() {
     let exe = env!("CARGO_BIN_EXE_tracer");
     let (helpers, report) = per_process_run(&[
@@ -253,7 +247,6 @@ fn churn_is_fully_accounted_per_process() {
 /// kernel's accounting. Without retirement the table fills after 16,384
 /// processes: counts are dropped and the later processes are missing.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn exited_processes_leave_the_kernel_table_and_stay_in_the_report() {
     for probe in ["tp_btf", "tracepoint"] {
         waves_of_exited_processes(probe);
@@ -319,7 +312,6 @@ fn waves_of_exited_processes(probe: &str) {
 /// `--tid`: naming one thread of a ping-pong traces every switch of the
 /// pair (each involves it), and nothing of an identical pair beside it.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn tid_filter_keeps_one_thread() {
     use std::sync::{Arc, Barrier, mpsc};
     let go = Arc::new(Barrier::new(5)); // four workers and this thread
@@ -355,7 +347,6 @@ fn tid_filter_keeps_one_thread() {
 /// a shell is counted under "sh" (it waits for `sleep`), then execs the
 /// ping-pong helper in place, and the report must call it "tracer".
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn exec_renames_the_process_with_both_probes() {
     let exe = env!("CARGO_BIN_EXE_tracer");
     let script = format!(

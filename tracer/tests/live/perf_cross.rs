@@ -268,7 +268,6 @@ fn busy_cpus() -> (usize, usize) {
 }
 
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn perf_agrees_on_a_wakeup_onto_an_idle_cpu() {
     let Some((cpu, other)) = cpus() else {
         panic!(
@@ -280,7 +279,6 @@ fn perf_agrees_on_a_wakeup_onto_an_idle_cpu() {
 }
 
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn perf_agrees_on_a_wakeup_that_preempts_another_process() {
     let (cpu, other) = busy_cpus();
     check(
@@ -291,14 +289,12 @@ fn perf_agrees_on_a_wakeup_that_preempts_another_process() {
 }
 
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn perf_agrees_on_tick_preemption_among_spinners() {
     let (cpu, other) = busy_cpus();
     check("spinners", &scenario_args("spinners", cpu, other), &[Class::Process]);
 }
 
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn perf_agrees_on_new_forked_and_execd_tasks() {
     let (cpu, other) = busy_cpus();
     check("fork-exec", &scenario_args("fork-exec", cpu, other), &[Class::Process]);
@@ -319,7 +315,6 @@ fn ping_pong_args(kind: &str, cpu: usize) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn perf_agrees_on_a_pinned_thread_ping_pong() {
     check(
         "thread ping-pong",
@@ -329,7 +324,6 @@ fn perf_agrees_on_a_pinned_thread_ping_pong() {
 }
 
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn perf_agrees_on_a_pinned_process_ping_pong() {
     check(
         "process ping-pong",

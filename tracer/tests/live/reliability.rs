@@ -3,7 +3,6 @@
 use super::*;
 
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn programs_detach_when_probes_drop() {
     let before = our_programs();
     let probes = attach();
@@ -15,7 +14,6 @@ fn programs_detach_when_probes_drop() {
 
 /// Ctrl-C and SIGTERM: detach, print the final report, exit 0; no program left.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn signals_end_with_a_final_report() {
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let before = our_programs();
@@ -36,7 +34,6 @@ fn signals_end_with_a_final_report() {
 
 /// Without privileges: one clear line, exit 1, no panic.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn unprivileged_gets_one_clear_line() {
     // Drop to `nobody` with no capabilities at all.
     let out = Command::new("setpriv")
@@ -63,7 +60,6 @@ fn unprivileged_gets_one_clear_line() {
 /// A kernel without BTF (simulated by hiding /sys/kernel/btf in a private
 /// mount namespace): one clear line naming what is missing.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn missing_btf_falls_back_or_says_what_is_missing() {
     let hidden = |args: &str| {
         let script = format!(
@@ -113,7 +109,6 @@ fn missing_btf_falls_back_or_says_what_is_missing() {
 /// SIGKILL: the kernel drops everything tracer had loaded (programs, links,
 /// maps are all file descriptors), and the next start works.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn sigkill_leaves_nothing_behind() {
     let (progs_before, maps_before) = (our_programs(), our_maps());
     let mut child = Reaper(
@@ -152,7 +147,6 @@ fn sigkill_leaves_nothing_behind() {
 /// Two tracers at once: each has its own programs and maps, and both count
 /// the same workload correctly.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn two_instances_both_count_correctly() {
     let start = || spawn_tracer(["--json", "-d", "4s"]);
     let (mut a, mut b) = (start(), start());
@@ -171,7 +165,6 @@ fn two_instances_both_count_correctly() {
 
 /// `tracer --json -i ... | head -1`: tracer ends quietly when the reader goes.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn closed_pipe_ends_quietly() {
     let mut child = Reaper(
         tracer_cmd()
@@ -197,7 +190,6 @@ fn closed_pipe_ends_quietly() {
 /// Process names with control characters or invalid UTF-8 are escaped in
 /// the human report and valid in JSON.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn hostile_process_names_are_escaped() {
     use std::os::unix::ffi::OsStrExt as _;
     let dir = std::env::temp_dir().join(format!("tracer-names-{}", std::process::id()));
@@ -239,7 +231,6 @@ fn hostile_process_names_are_escaped() {
 /// `--self-stats`: every attached program with its runs and mean run time,
 /// and tracer's own CPU time and RSS.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn self_stats_report_the_programs() {
     let mut child = spawn_tracer(["--json", "--self-stats", "-d", "3s"]);
     std::thread::sleep(Duration::from_millis(1200));
@@ -323,7 +314,6 @@ fn ping_pong_on_reused_tids(
 /// A thread id reused by a new task is classified by the new task: its
 /// switches, with both probes.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn reused_thread_ids_are_classified_by_their_new_task() {
     for probe in [ProbeKind::TpBtf, ProbeKind::Tracepoint] {
         let mut probes = attach_with(probe);
@@ -358,7 +348,6 @@ fn reused_thread_ids_are_classified_by_their_new_task() {
 /// a second. Traces this process tree only, so that no other task's long
 /// sleep counts; this test's own thread waits for the workload (~0.1 s).
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn reused_thread_ids_do_not_inherit_an_off_cpu_time() {
     const GAP: Duration = Duration::from_secs(1);
     let mut probes = tracer::check::attach(ProbeKind::TpBtf, None).unwrap_or_else(|e| panic!("cannot attach: {e}"));

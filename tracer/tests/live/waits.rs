@@ -20,7 +20,6 @@ fn pin(cpu: usize) {
 /// run-queue sample stays far below 300 ms. With stamps kept only on the
 /// traced CPU, its return would be one off-CPU sample of over 300 ms.
 #[test]
-#[ignore = "needs root and a kernel with BPF and BTF: run `cargo xtask test`"]
 fn a_thread_back_from_another_cpu_is_measured_from_its_last_switch_out() {
     if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
         eprintln!("skipped: needs two CPUs");
