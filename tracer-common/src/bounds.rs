@@ -17,8 +17,11 @@ pub const MAX_TGIDS: u32 = 16_384;
 pub const MAX_TIDS: u32 = 4_096;
 /// Highest CPU number + 1 that `--cpu` can select ([`crate::names::map::CPUS`]).
 pub const MAX_CPUS: u32 = 4_096;
-/// Capacity of [`crate::names::map::PROCS`] (processes in a `--per-process`
-/// report).
+/// Capacity of [`crate::names::map::PROCS`] and [`crate::names::map::COMMS`]
+/// (live processes in a `--per-process` report; exited ones are moved out
+/// to userspace). Neither is per CPU: 64-byte counters and 16-byte names,
+/// about 2 MiB for the two with the kernel's hash overhead, whatever the
+/// CPU count.
 pub const MAX_PROCS: u32 = 16_384;
 
 /// Capacity of [`crate::names::map::EXITED`] in bytes: one record (8-byte

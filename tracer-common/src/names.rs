@@ -24,7 +24,7 @@ pub mod map {
     pub const TIDS: &str = "TIDS";
     /// `Array<u8>`, non-zero for the CPUs to trace.
     pub const CPUS: &str = "CPUS";
-    /// `PerCpuHashMap<u32 tgid, ProcCounts>` (`--per-process`).
+    /// `HashMap<u32 tgid, ProcCounts>` (`--per-process`; shared by all CPUs).
     pub const PROCS: &str = "PROCS";
     /// `HashMap<u32 tgid, [u8; 16]>`: the name of each process in [`PROCS`],
     /// as of its first switch or its last exec.

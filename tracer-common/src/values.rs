@@ -39,7 +39,9 @@ pub struct CpuState {
     pub procs_unretired: u64,
 }
 
-/// Per-process switch counters (`--per-process`), per CPU.
+/// Per-process switch counters (`--per-process`): one row per process that
+/// every CPU adds to atomically (not per CPU, so the table does not grow
+/// with the CPU count).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProcCounts {

@@ -97,6 +97,19 @@ fn selection<P: Task, N: Task>(
     (sel.0 || sel.1).then_some(sel)
 }
 
+/// Adds one to a counter that several CPUs may add to at once: a BPF atomic
+/// add, what C's `__sync_fetch_and_add` compiles to (core's atomic types have
+/// no read-modify-write on the BPF target).
+///
+/// # Safety
+/// `p` must point to a live, aligned `u64` in a map value.
+#[inline(always)]
+unsafe fn atomic_inc(p: *mut u64) {
+    // SAFETY: per this function's contract; the previous value is unused, so
+    // this is the plain atomic add every kernel with BPF has.
+    unsafe { core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(p, 1) };
+}
+
 /// Counts a switch for the process of `task`, `out` (leaving) or in.
 #[inline(always)]
 fn count_process<T: Task>(cpu: &mut CpuState, task: &T, ids: &TaskIds, class: usize, out: bool) {
@@ -110,7 +123,8 @@ fn count_process<T: Task>(cpu: &mut CpuState, task: &T, ids: &TaskIds, class: us
         let _ = PROCS.insert(&tgid, &ProcCounts::default(), BPF_NOEXIST.into());
     }
     match PROCS.get_ptr_mut(&tgid) {
-        // SAFETY: this CPU's value of a live entry; preemption is off.
+        // SAFETY: a live entry, valid until the program returns; every CPU
+        // adds to it, so atomically (one row per process, not per CPU).
         Some(counts) => unsafe {
             let counts = &mut *counts;
             let slot = if out {
@@ -119,7 +133,7 @@ fn count_process<T: Task>(cpu: &mut CpuState, task: &T, ids: &TaskIds, class: us
                 counts.r#in.get_mut(class)
             };
             if let Some(slot) = slot {
-                *slot += 1;
+                atomic_inc(slot);
             }
         },
         None => cpu.procs_dropped += 1,

@@ -28,6 +28,9 @@
 //! are skipped through load-time constants, which the verifier prunes.
 #![no_std]
 #![no_main]
+// Atomic adds to the counters every CPU shares (`account::atomic_inc`).
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 mod account;
 mod floor;

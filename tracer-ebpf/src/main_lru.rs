@@ -4,6 +4,9 @@
 //! cannot create a task-storage map.
 #![no_std]
 #![no_main]
+// Atomic adds to the counters every CPU shares (`account::atomic_inc`).
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 mod account;
 mod floor;

@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use tracer_common::{
     bounds::{EXITED_RING_BYTES, MAX_CPUS, MAX_PROCS, MAX_TASKS, MAX_TGIDS, MAX_TIDS},
@@ -89,7 +89,7 @@ pub static TIDS: HashMap<u32, u8> = HashMap::with_max_entries(MAX_TIDS, 0);
 pub static CPUS: Array<u8> = Array::with_max_entries(MAX_CPUS, 0);
 
 #[map]
-pub static PROCS: PerCpuHashMap<u32, ProcCounts> = PerCpuHashMap::with_max_entries(MAX_PROCS, 0);
+pub static PROCS: HashMap<u32, ProcCounts> = HashMap::with_max_entries(MAX_PROCS, 0);
 
 #[map]
 pub static COMMS: HashMap<u32, [u8; 16]> = HashMap::with_max_entries(MAX_PROCS, 0);

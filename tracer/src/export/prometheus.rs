@@ -2,7 +2,7 @@
 //! started) in the OpenMetrics text format, rendered by `prometheus-client`.
 //!
 //! The histograms' `le` bounds are fixed: four log-spaced bounds per power of
-//! two of nanoseconds, from 64 ns to about 58 s, each rounded to an edge of the
+//! two of nanoseconds, from 64 ns to about 29 s, each rounded to an edge of the
 //! kernel's own log-linear buckets. They are the same on every host (a fleet's
 //! histograms add up), and every kernel bucket falls wholly under one bound, so
 //! the exported counts are exact, not interpolated.
@@ -77,11 +77,13 @@ pub fn to_text_format(openmetrics: &str) -> String {
 }
 
 /// Multipliers (in 64ths) of a power of two: 2^0, 2^0.25, 2^0.5, 2^0.75 rounded
-/// to a 64th, which is an edge of the kernel's buckets from 64 ns up.
+/// to a 64th; all even, so each is also a 32nd: an edge of the kernel's
+/// buckets from 64 ns up.
 const STEPS: [u64; 4] = [64, 76, 90, 108];
-/// Powers of two covered: 2^6 ns (64 ns) to 2^35 ns (34 s) and its steps.
+/// Powers of two covered: 2^6 ns (64 ns) to 2^34 ns (17 s) and its steps (to
+/// 29 s), below the kernel's last bucket (which also holds what is clamped).
 const FIRST_POWER: u32 = 6;
-const LAST_POWER: u32 = 35;
+const LAST_POWER: u32 = 34;
 /// Number of finite `le` bounds.
 pub const NUM_BOUNDS: usize = (LAST_POWER - FIRST_POWER + 1) as usize * STEPS.len();
 
@@ -236,7 +238,7 @@ mod tests {
     fn bounds_are_log_spaced_kernel_bucket_edges() {
         let b = bounds_ns();
         assert_eq!(&b[..6], &[64, 76, 90, 108, 128, 152]);
-        assert_eq!(b[NUM_BOUNDS - 1], 108 << 29);
+        assert_eq!(b[NUM_BOUNDS - 1], 108 << 28);
         for w in b.windows(2) {
             let ratio = w[1] as f64 / w[0] as f64;
             // 2^0.25 = 1.189, within what rounding to a 64th allows.

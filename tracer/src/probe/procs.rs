@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use aya::{
     Ebpf,
-    maps::{HashMap, MapData, PerCpuHashMap, PerCpuValues, RingBuf},
+    maps::{HashMap, MapData, RingBuf},
 };
 use tracer_common::{names::map, values::ProcCounts};
 
@@ -16,7 +16,7 @@ use crate::snapshot::{ProcSnapshot, exited::ExitedProcs};
 /// those gone, and the exited processes already taken out of the tables.
 pub(super) struct ProcMaps {
     /// Switch counters by tgid.
-    counts: PerCpuHashMap<MapData, u32, ProcCounts>,
+    counts: HashMap<MapData, u32, ProcCounts>,
     /// Names by tgid.
     comms: HashMap<MapData, u32, [u8; 16]>,
     /// Tgids of processes gone, to retire.
@@ -88,9 +88,9 @@ impl ProcMaps {
         self.exited.merged_with(procs)
     }
 
-    /// One process's row: its per-CPU counters summed, and its name.
-    fn row(&self, tgid: u32, values: &PerCpuValues<ProcCounts>) -> ProcSnapshot {
-        let mut p = ProcSnapshot::sum_of(values.iter());
+    /// One process's row: its counters, and its name.
+    fn row(&self, tgid: u32, counts: &ProcCounts) -> ProcSnapshot {
+        let mut p = ProcSnapshot::sum_of([counts]);
         p.comm = self.comms.get(&tgid, 0).unwrap_or_default();
         p
     }

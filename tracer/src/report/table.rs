@@ -349,7 +349,7 @@ mod tests {
         ]));
         let thread = row(&text, "thread");
         assert_eq!(&thread[..6], ["thread", "1000", "1000.0", "90.0", "10.0", "1000"]);
-        assert_eq!(thread[6], "301ns"); // min 300 reported as the midpoint of its bucket [300, 304)
+        assert_eq!(thread[6], "299ns"); // min 300 reported as the midpoint of its bucket [296, 304)
         let idle = row(&text, "idle");
         assert_eq!(&idle[..6], ["idle", "0", "0.0", "-", "-", "0"]);
         assert!(text.contains("switch_cost_ns, class thread (1000 samples):"));
@@ -360,8 +360,8 @@ mod tests {
         assert!(text.contains("\nrunq_latency_ns: "));
         assert!(!text.contains("oncpu_ns, class"));
         let oncpu = &text[text.find("oncpu_ns:").unwrap()..];
-        // 5000 ns reported as the midpoint of its bucket [4992, 5056): 5.02us.
-        assert_eq!(row(oncpu, "thread")[..3], ["thread", "1000", "5.02us"]);
+        // 5000 ns reported as the midpoint of its bucket [4992, 5120): 5.05us.
+        assert_eq!(row(oncpu, "thread")[..3], ["thread", "1000", "5.05us"]);
     }
 
     #[test]

@@ -61,7 +61,7 @@ impl ClassHistogram {
     }
 
     /// As an HdrHistogram: every sample at its bucket's midpoint (within
-    /// 0.8 % of its true value), counts exact.
+    /// 1.6 % of its true value), counts exact.
     pub fn to_hdr(&self) -> hdrhistogram::Histogram<u64> {
         let mut hdr =
             hdrhistogram::Histogram::<u64>::new_with_bounds(1, MAX_VALUE, 3).expect("static bounds are valid");
