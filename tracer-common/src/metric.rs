@@ -19,6 +19,8 @@ pub enum Metric {
 
 /// Number of metrics.
 pub const NUM_METRICS: usize = 4;
+/// Histograms per CPU: one per metric and class.
+pub const NUM_HISTS: usize = NUM_METRICS * NUM_CLASSES;
 
 impl Metric {
     pub const ALL: [Metric; NUM_METRICS] = [Metric::SwitchCost, Metric::Runq, Metric::Offcpu, Metric::Oncpu];
@@ -48,7 +50,8 @@ impl Metric {
         1 << self as u32
     }
 
-    /// Index of this metric's histogram for `class` in [`crate::names::map::HISTS`].
+    /// Index of this metric's histogram for `class` among a CPU's [`NUM_HISTS`]
+    /// in [`crate::names::map::HISTS`].
     pub const fn hist_index(self, class: usize) -> u32 {
         (self as usize * NUM_CLASSES + class) as u32
     }
@@ -60,7 +63,7 @@ mod tests {
 
     #[test]
     fn histogram_indices_are_distinct() {
-        let mut seen = [false; NUM_METRICS * NUM_CLASSES];
+        let mut seen = [false; NUM_HISTS];
         for m in Metric::ALL {
             for c in 0..NUM_CLASSES {
                 let i = m.hist_index(c) as usize;

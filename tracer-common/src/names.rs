@@ -7,8 +7,10 @@
 pub mod map {
     /// `PerCpuArray<CpuState>`, one entry (counters and per-CPU state).
     pub const CPU: &str = "CPU";
-    /// `PerCpuArray<Histogram>`, one entry per metric and class
-    /// ([`crate::metric::Metric::hist_index`]).
+    /// `Array<Histogram>`, memory-mapped (`BPF_F_MMAPABLE`): one entry per
+    /// CPU, metric and class (`CpuState::hist_base` +
+    /// [`crate::metric::Metric::hist_index`]), each written only by its CPU and
+    /// read by the CLI through the mapping, without a syscall or a copy.
     pub const HISTS: &str = "HISTS";
     /// `Array<TaskTimes>` indexed by thread id, for `offcpu_ns` and
     /// `runq_latency_ns`: a lookup the verifier inlines, no hash, no helper

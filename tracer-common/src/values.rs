@@ -26,7 +26,10 @@ pub struct CpuState {
     pub last_switch_ns: u64,
     /// Class of the last switch.
     pub class: u32,
-    pub _pad: u32,
+    /// Index of this CPU's first histogram in [`crate::names::map::HISTS`]
+    /// (CPU number x [`crate::metric::NUM_HISTS`]), written by the CLI before
+    /// the programs are attached.
+    pub hist_base: u32,
     /// Per-process counters that could not be kept because
     /// [`crate::names::map::PROCS`] was full (reported, never silently dropped).
     pub procs_dropped: u64,

@@ -158,11 +158,15 @@ pub fn retire_process(tgid: u32) {
     }
 }
 
-/// Adds one sample to this CPU's histogram of `metric` for `class`.
+/// Adds one sample to this CPU's histogram of `metric` for `class`; this
+/// CPU's histograms start at `hist_base` (`CpuState::hist_base`).
 #[inline(always)]
-pub fn record(metric: Metric, class: usize, ns: u64) -> Result<(), &'static str> {
-    let hist = HISTS.get_ptr_mut(metric.hist_index(class)).ok_or("HISTS")?;
-    // SAFETY: this CPU's own value; preemption is off.
+pub fn record(hist_base: u32, metric: Metric, class: usize, ns: u64) -> Result<(), &'static str> {
+    let hist = HISTS
+        .get_ptr_mut(hist_base.wrapping_add(metric.hist_index(class)))
+        .ok_or("HISTS")?;
+    // SAFETY: a live array element that only this CPU writes (the CLI gives
+    // each CPU its own base), and preemption is off; the CLI only reads it.
     let hist = unsafe { &mut *hist };
     if let Some(bucket) = hist.buckets.get_mut(bucket_index(ns)) {
         *bucket += 1;
@@ -178,6 +182,8 @@ pub fn record(metric: Metric, class: usize, ns: u64) -> Result<(), &'static str>
 /// off-CPU and run-queue time for `next`.
 pub struct Traced {
     pub class: usize,
+    /// This CPU's first histogram (`CpuState::hist_base`).
+    pub hist_base: u32,
     pub now: u64,
     pub prev_selected: bool,
     pub next_selected: bool,
@@ -216,6 +222,7 @@ pub fn on_switch<P: Task, N: Task>(
         }
         return Ok(Some(Traced {
             class: c,
+            hist_base: cpu.hist_base,
             // SAFETY: helper without preconditions.
             now: unsafe { bpf_ktime_get_ns() },
             prev_selected,
@@ -241,6 +248,7 @@ pub fn on_switch<P: Task, N: Task>(
         // Classify and count only.
         return Ok(Some(Traced {
             class: c,
+            hist_base: cpu.hist_base,
             now: 0,
             prev_selected,
             next_selected,
@@ -252,7 +260,7 @@ pub fn on_switch<P: Task, N: Task>(
     if measures(Metric::Oncpu) {
         // The slice that ends is prev's: measured when prev is traced.
         if cpu.last_switch_ns != 0 && prev_selected {
-            record(Metric::Oncpu, c, now.saturating_sub(cpu.last_switch_ns))?;
+            record(cpu.hist_base, Metric::Oncpu, c, now.saturating_sub(cpu.last_switch_ns))?;
         }
         cpu.last_switch_ns = now;
     }
@@ -263,6 +271,7 @@ pub fn on_switch<P: Task, N: Task>(
     }
     Ok(Some(Traced {
         class: c,
+        hist_base: cpu.hist_base,
         now,
         prev_selected,
         next_selected,
@@ -290,7 +299,7 @@ pub fn on_switch_end(is_switch: bool) -> Result<(), &'static str> {
     if cpu.switch_start_ns != 0 {
         let cost = now.saturating_sub(cpu.switch_start_ns);
         cpu.switch_start_ns = 0;
-        record(Metric::SwitchCost, cpu.class as usize, cost)?;
+        record(cpu.hist_base, Metric::SwitchCost, cpu.class as usize, cost)?;
     }
     Ok(())
 }

@@ -1,15 +1,15 @@
 //! Load-time globals and maps, shared by every program.
 
 use aya_ebpf::{
+    bindings::BPF_F_MMAPABLE,
     macros::map,
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use tracer_common::{
     bounds::{EXITED_RING_BYTES, MAX_CPUS, MAX_PROCS, MAX_TASKS, MAX_TGIDS, MAX_TIDS},
-    class::NUM_CLASSES,
     filter::CgroupFilter,
     hist::Histogram,
-    metric::{Metric, NUM_METRICS},
+    metric::{Metric, NUM_HISTS},
     tracepoint::TracepointLayout,
     values::{CpuState, PREV_STATE_FROM_ARGUMENT, ProcCounts},
 };
@@ -77,7 +77,8 @@ pub static FOLLOW_CHILDREN: u8 = 0;
 pub static CPU: PerCpuArray<CpuState> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
-pub static HISTS: PerCpuArray<Histogram> = PerCpuArray::with_max_entries((NUM_METRICS * NUM_CLASSES) as u32, 0);
+/// One CPU's worth; the CLI sizes it to every possible CPU.
+pub static HISTS: Array<Histogram> = Array::with_max_entries(NUM_HISTS as u32, BPF_F_MMAPABLE);
 
 #[map]
 pub static TGIDS: HashMap<u32, u8> = HashMap::with_max_entries(MAX_TGIDS, 0);

@@ -66,11 +66,21 @@ pub fn on_switch<P: Task, N: Task>(
         && let Some(times) = next.times(next_pid, false)
     {
         if offcpu && times.offcpu_since != 0 && t.record {
-            record(Metric::Offcpu, t.class, t.now.saturating_sub(times.offcpu_since))?;
+            record(
+                t.hist_base,
+                Metric::Offcpu,
+                t.class,
+                t.now.saturating_sub(times.offcpu_since),
+            )?;
         }
         if runq && times.runq_since != 0 {
             if t.record {
-                record(Metric::Runq, t.class, t.now.saturating_sub(times.runq_since))?;
+                record(
+                    t.hist_base,
+                    Metric::Runq,
+                    t.class,
+                    t.now.saturating_sub(times.runq_since),
+                )?;
             }
             times.runq_since = 0;
         }

@@ -5,6 +5,7 @@ mod attach;
 mod error;
 pub mod filter;
 mod floor;
+mod hists;
 mod maps;
 mod object;
 mod options;
@@ -17,10 +18,11 @@ use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray},
 };
 use aya_log::EbpfLogger;
-use tracer_common::{hist::Histogram, names::map, values::CpuState};
+use tracer_common::{names::map, values::CpuState};
 
 pub use error::ProbeError;
 pub use floor::attach_floor;
+use hists::MappedHists;
 use maps::{FilterMaps, take_map};
 use object::ebpf_object;
 pub use object::embedded as embedded_objects;
@@ -43,7 +45,7 @@ pub const RETIRE_PERIOD: std::time::Duration = std::time::Duration::from_secs(1)
 pub struct Probes {
     // Field order is drop order: maps and logger first, programs last.
     cpu_map: PerCpuArray<MapData, CpuState>,
-    hists: PerCpuArray<MapData, Histogram>,
+    hists: MappedHists,
     tgids: HashMap<MapData, u32, u8>,
     /// The other filter maps, held open with the programs that use them.
     _filter_maps: (HashMap<MapData, u32, u8>, Array<MapData, u8>),
@@ -79,7 +81,11 @@ impl Probes {
         privilege::check()?;
         let mut plan = Plan::new(&opts)?;
         let (object, task_storage) = ebpf_object(plan.probe);
-        let mut ebpf = plan.load(&opts, object, task_storage)?;
+        let cpus = hists::possible_cpus()?;
+        let mut ebpf = plan.load(&opts, object, task_storage, cpus)?;
+        let mut cpu_map = take_map(&mut ebpf, map::CPU)?;
+        hists::give_each_cpu_its_histograms(&mut cpu_map, cpus)?;
+        let hists = MappedHists::map(&ebpf, cpus)?;
         let logger = match EbpfLogger::init(&mut ebpf) {
             Ok(logger) => Some(logger),
             Err(e) => {
@@ -94,8 +100,8 @@ impl Probes {
             None => plan.attach_tracepoint(&mut ebpf, &opts)?,
         }
         Ok(Self {
-            cpu_map: take_map(&mut ebpf, map::CPU)?,
-            hists: take_map(&mut ebpf, map::HISTS)?,
+            cpu_map,
+            hists,
             tgids: filters.tgids,
             _filter_maps: (filters._tids, filters._cpus),
             procs: if opts.per_process {

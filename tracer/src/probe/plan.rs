@@ -5,6 +5,7 @@ use aya::{Ebpf, EbpfLoader};
 use tracer_common::{
     bounds::MAX_TID_TIMES,
     filter::CgroupFilter,
+    metric::NUM_HISTS,
     names::{global, map},
     tracepoint::TracepointLayout,
     values::PREV_STATE_FROM_ARGUMENT,
@@ -160,8 +161,15 @@ impl Plan {
             .map_or(MAX_TID_TIMES, |n| n.clamp(1, MAX_TID_TIMES))
     }
 
-    /// Loads `object` with this plan's constants and map sizes.
-    pub(super) fn load(&self, opts: &ProbeOptions, object: &[u8], task_storage: bool) -> Result<Ebpf, ProbeError> {
+    /// Loads `object` with this plan's constants and map sizes, with
+    /// histograms for `cpus` CPUs.
+    pub(super) fn load(
+        &self,
+        opts: &ProbeOptions,
+        object: &[u8],
+        task_storage: bool,
+        cpus: usize,
+    ) -> Result<Ebpf, ProbeError> {
         let mut loader = EbpfLoader::new();
         if let Some(btf) = &self.aya_btf {
             loader.btf(btf);
@@ -173,8 +181,9 @@ impl Plan {
             loader.map_max_entries(map::TASK_TIMES, 1);
         }
         loader.map_max_entries(map::TID_TIMES, self.offcpu_slots(opts).max(1));
+        loader.map_max_entries(map::HISTS, (cpus * NUM_HISTS) as u32);
         if !opts.per_process {
-            // Per-CPU rows for 16,384 processes add up on a many-CPU host.
+            // 16,384 rows (about 3.5 MiB with the names) that are not used.
             loader.map_max_entries(map::PROCS, 1);
             loader.map_max_entries(map::COMMS, 1);
             // A ring buffer's size is a power-of-two multiple of the page size.

@@ -57,19 +57,7 @@ impl Probes {
         for metric in self.measured.iter() {
             let mut hists = Vec::with_capacity(NUM_CLASSES);
             for class in 0..NUM_CLASSES {
-                let values = self
-                    .hists
-                    .get(&metric.hist_index(class), 0)
-                    .map_err(|source| ProbeError::Map {
-                        map: map::HISTS,
-                        source,
-                    })?;
-                let wanted = values
-                    .iter()
-                    .enumerate()
-                    .filter(|(cpu, _)| cpus.is_none_or(|cpus| cpus.contains(cpu)))
-                    .map(|(_, h)| h);
-                hists.push(ClassHistogram::sum_of(wanted));
+                hists.push(self.hists.sum(metric.hist_index(class), cpus));
             }
             latencies[metric as usize] = Some(hists);
         }
