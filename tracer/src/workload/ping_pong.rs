@@ -2,7 +2,12 @@
 //! that every round trip forces two switches, and the kernel's accounting
 //! of what they did.
 
-use std::{io, os::fd::AsRawFd, time::Duration};
+use std::{
+    any::Any,
+    io,
+    os::fd::{AsRawFd, OwnedFd},
+    time::Duration,
+};
 
 use super::{
     affinity::CallerAway,
@@ -57,13 +62,9 @@ pub fn run(spec: &Spec) -> io::Result<Outcome> {
     let (a_rx, b_tx) = crate::kernel::sys::pipe()?; // b -> a
     let (b_rx, a_tx) = crate::kernel::sys::pipe()?; // a -> b
     let token = Shared::new(4)?;
-    let ws_a = (spec.working_set > 0)
-        .then(|| Shared::new(spec.working_set))
-        .transpose()?;
-    let ws_b = (spec.working_set > 0)
-        .then(|| Shared::new(spec.working_set))
-        .transpose()?;
-    let (end_a, end_b) = match spec.via {
+    let ws_a = working_set(spec.working_set)?;
+    let ws_b = working_set(spec.working_set)?;
+    let ends = match spec.via {
         Via::Pipe => (
             End::Pipe {
                 rx: a_rx.as_raw_fd(),
@@ -85,54 +86,10 @@ pub fn run(spec: &Spec) -> io::Result<Outcome> {
             },
         ),
     };
-    let panicked = |_| io::Error::other("ping-pong thread panicked");
+    let working_sets = (ws_a.as_ref(), ws_b.as_ref());
     let (a, b) = match spec.kind {
-        PingPong::Threads => {
-            // Both sides in threads of their own: the caller's affinity is untouched.
-            let (a, b) = std::thread::scope(|s| {
-                let b = s.spawn(|| side(spec, end_b, ws_b.as_ref(), false, libc::RUSAGE_THREAD));
-                let a = s.spawn(|| side(spec, end_a, ws_a.as_ref(), true, libc::RUSAGE_THREAD));
-                (a.join(), b.join())
-            });
-            (a.map_err(panicked)??, b.map_err(panicked)??)
-        }
-        PingPong::Processes => {
-            let (report_rx, report_tx) = crate::kernel::sys::pipe()?;
-            // SAFETY: the child only makes async-signal-safe calls on memory and
-            // descriptors prepared before the fork, then _exits.
-            let child = unsafe { libc::fork() };
-            if child < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if child == 0 {
-                let code = match side(spec, end_b, ws_b.as_ref(), false, libc::RUSAGE_SELF) {
-                    Ok(result) => {
-                        let bytes = (&raw const result).cast::<u8>();
-                        let len = size_of::<SideResult>();
-                        // SAFETY: `result` is a plain repr(C) struct of `len` bytes.
-                        let written = unsafe { libc::write(report_tx.as_raw_fd(), bytes.cast(), len) };
-                        if written == len as isize { 0 } else { 4 }
-                    }
-                    Err(_) => 3,
-                };
-                // SAFETY: ends the child without running the parent's destructors.
-                unsafe { libc::_exit(code) };
-            }
-            drop((b_rx, b_tx, report_tx));
-            let a = std::thread::scope(|s| {
-                s.spawn(|| side(spec, end_a, ws_a.as_ref(), true, libc::RUSAGE_THREAD))
-                    .join()
-            });
-            let b = read_side_result(report_rx.as_raw_fd());
-            let mut status = 0;
-            // SAFETY: waits for our own child.
-            unsafe { libc::waitpid(child, &mut status, 0) };
-            let a = a.map_err(panicked)??;
-            if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-                return Err(io::Error::other(format!("ping-pong child failed (status {status:#x})")));
-            }
-            (a, b?)
-        }
+        PingPong::Threads => in_threads(spec, ends, working_sets)?,
+        PingPong::Processes => in_processes(spec, ends, working_sets, (b_rx, b_tx))?,
     };
     Ok(Outcome {
         round_trips: spec.round_trips,
@@ -145,6 +102,73 @@ pub fn run(spec: &Spec) -> io::Result<Outcome> {
         loop_ns: a.elapsed_ns + b.elapsed_ns,
         tids: [a.tid as u32, b.tid as u32],
     })
+}
+
+/// The memory a side touches between switches; `None` for none.
+fn working_set(len: usize) -> io::Result<Option<Shared>> {
+    (len > 0).then(|| Shared::new(len)).transpose()
+}
+
+/// `Threads`: both sides in threads of their own, so the caller's affinity
+/// is untouched.
+fn in_threads(
+    spec: &Spec,
+    (end_a, end_b): (End<'_>, End<'_>),
+    (ws_a, ws_b): (Option<&Shared>, Option<&Shared>),
+) -> io::Result<(SideResult, SideResult)> {
+    let (a, b) = std::thread::scope(|s| {
+        let b = s.spawn(|| side(spec, end_b, ws_b, false, libc::RUSAGE_THREAD));
+        let a = s.spawn(|| side(spec, end_a, ws_a, true, libc::RUSAGE_THREAD));
+        (a.join(), b.join())
+    });
+    Ok((a.map_err(panicked)??, b.map_err(panicked)??))
+}
+
+/// `Processes`: side b in a forked child, which writes its result into a
+/// pipe; side a in a thread of this process. `b_fds` are side b's pipe
+/// ends, closed here once the child has them.
+fn in_processes(
+    spec: &Spec,
+    (end_a, end_b): (End<'_>, End<'_>),
+    (ws_a, ws_b): (Option<&Shared>, Option<&Shared>),
+    b_fds: (OwnedFd, OwnedFd),
+) -> io::Result<(SideResult, SideResult)> {
+    let (report_rx, report_tx) = crate::kernel::sys::pipe()?;
+    // SAFETY: the child only makes async-signal-safe calls on memory and
+    // descriptors prepared before the fork, then _exits.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if child == 0 {
+        let code = match side(spec, end_b, ws_b, false, libc::RUSAGE_SELF) {
+            Ok(result) => {
+                let bytes = (&raw const result).cast::<u8>();
+                let len = size_of::<SideResult>();
+                // SAFETY: `result` is a plain repr(C) struct of `len` bytes.
+                let written = unsafe { libc::write(report_tx.as_raw_fd(), bytes.cast(), len) };
+                if written == len as isize { 0 } else { 4 }
+            }
+            Err(_) => 3,
+        };
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    drop((b_fds, report_tx));
+    let a = std::thread::scope(|s| s.spawn(|| side(spec, end_a, ws_a, true, libc::RUSAGE_THREAD)).join());
+    let b = read_side_result(report_rx.as_raw_fd());
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(child, &mut status, 0) };
+    let a = a.map_err(panicked)??;
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(io::Error::other(format!("ping-pong child failed (status {status:#x})")));
+    }
+    Ok((a, b?))
+}
+
+fn panicked(_: Box<dyn Any + Send>) -> io::Error {
+    io::Error::other("ping-pong thread panicked")
 }
 
 #[cfg(test)]
