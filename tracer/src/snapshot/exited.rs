@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::snapshot::ProcSnapshot;
+use crate::snapshot::process::ProcSnapshot;
 
 /// How many exited processes keep a row of their own (about 100 bytes each).
 pub const MAX_EXITED: usize = 65_536;

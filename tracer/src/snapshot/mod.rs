@@ -3,6 +3,7 @@
 
 pub mod exited;
 pub mod metrics;
+mod process;
 
 use std::collections::BTreeMap;
 
@@ -11,9 +12,10 @@ use tracer_common::{
     class::{NUM_CLASSES, PREEMPTED, VOLUNTARY},
     hist::{Histogram, MAX_VALUE, NUM_BUCKETS, bucket_index, bucket_value},
     metric::NUM_METRICS,
-    values::ProcCounts,
     values::SwitchCounts,
 };
+
+pub use process::ProcSnapshot;
 
 use crate::{
     snapshot::exited::FOLDED_TGID,
@@ -83,56 +85,6 @@ impl ClassHistogram {
                 .map(|(now, then)| now.saturating_sub(*then))
                 .collect(),
             sum_ns: self.sum_ns.saturating_sub(earlier.sum_ns),
-        }
-    }
-}
-
-/// One process's switch counters, merged over CPUs.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ProcSnapshot {
-    /// Process name: of its first task seen, or as of its last exec.
-    pub comm: [u8; 16],
-    /// Switches taking one of its tasks out, by class index.
-    pub out: [u64; NUM_CLASSES],
-    /// Switches bringing one of its tasks in, by class index.
-    pub r#in: [u64; NUM_CLASSES],
-}
-
-impl ProcSnapshot {
-    pub fn sum_of<'a>(per_cpu: impl IntoIterator<Item = &'a ProcCounts>) -> Self {
-        let mut out = Self::default();
-        for c in per_cpu {
-            for i in 0..NUM_CLASSES {
-                out.out[i] += c.out[i];
-                out.r#in[i] += c.r#in[i];
-            }
-        }
-        out
-    }
-
-    /// Adds `other`'s counts to these.
-    pub fn add(&mut self, other: &Self) {
-        for i in 0..NUM_CLASSES {
-            self.out[i] += other.out[i];
-            self.r#in[i] += other.r#in[i];
-        }
-    }
-
-    /// Switches out, over every class.
-    pub fn switches_out(&self) -> u64 {
-        self.out.iter().sum()
-    }
-
-    fn is_zero(&self) -> bool {
-        self.out.iter().chain(&self.r#in).all(|&n| n == 0)
-    }
-
-    fn minus(&self, earlier: Option<&Self>) -> Self {
-        let Some(e) = earlier else { return self.clone() };
-        Self {
-            comm: self.comm,
-            out: std::array::from_fn(|i| self.out[i].saturating_sub(e.out[i])),
-            r#in: std::array::from_fn(|i| self.r#in[i].saturating_sub(e.r#in[i])),
         }
     }
 }
