@@ -1,7 +1,9 @@
 //! Counters and histograms as read from the kernel at one instant, and the
 //! difference between two such readings (what happened in between).
 
+mod cost;
 pub mod exited;
+mod hist;
 pub mod metrics;
 mod process;
 
@@ -10,145 +12,18 @@ use std::collections::BTreeMap;
 use tracer_common::{
     Class,
     class::{NUM_CLASSES, PREEMPTED, VOLUNTARY},
-    hist::{Histogram, MAX_VALUE, NUM_BUCKETS, bucket_index, bucket_value},
     metric::NUM_METRICS,
     values::SwitchCounts,
 };
 
+pub use cost::{OwnCost, ProgramStats};
+pub use hist::ClassHistogram;
 pub use process::ProcSnapshot;
 
 use crate::{
     snapshot::exited::FOLDED_TGID,
     snapshot::metrics::{Metric, MetricSet},
 };
-
-/// One latency histogram, merged over CPUs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClassHistogram {
-    pub buckets: Vec<u64>,
-    pub sum_ns: u64,
-}
-
-impl Default for ClassHistogram {
-    fn default() -> Self {
-        Self {
-            buckets: vec![0; NUM_BUCKETS],
-            sum_ns: 0,
-        }
-    }
-}
-
-impl ClassHistogram {
-    /// Merges per-CPU histograms.
-    pub fn sum_of<'a>(per_cpu: impl IntoIterator<Item = &'a Histogram>) -> Self {
-        let mut out = Self::default();
-        for h in per_cpu {
-            for (total, n) in out.buckets.iter_mut().zip(h.buckets.iter()) {
-                *total += n;
-            }
-            out.sum_ns += h.sum_ns;
-        }
-        out
-    }
-
-    /// Number of samples.
-    pub fn count(&self) -> u64 {
-        self.buckets.iter().sum()
-    }
-
-    /// Adds one sample, exactly as the kernel program does.
-    pub fn record(&mut self, ns: u64) {
-        self.buckets[bucket_index(ns)] += 1;
-        self.sum_ns += ns;
-    }
-
-    /// As an HdrHistogram: every sample at its bucket's midpoint (within
-    /// 1.6 % of its true value), counts exact.
-    pub fn to_hdr(&self) -> hdrhistogram::Histogram<u64> {
-        let mut hdr =
-            hdrhistogram::Histogram::<u64>::new_with_bounds(1, MAX_VALUE, 3).expect("static bounds are valid");
-        for (i, &n) in self.buckets.iter().enumerate() {
-            if n > 0 {
-                // Midpoints are below MAX_VALUE by construction, so this cannot fail.
-                hdr.record_n(bucket_value(i).max(1), n).expect("value within bounds");
-            }
-        }
-        hdr
-    }
-
-    fn minus(&self, earlier: &Self) -> Self {
-        Self {
-            buckets: self
-                .buckets
-                .iter()
-                .zip(&earlier.buckets)
-                .map(|(now, then)| now.saturating_sub(*then))
-                .collect(),
-            sum_ns: self.sum_ns.saturating_sub(earlier.sum_ns),
-        }
-    }
-}
-
-/// One kernel program's statistics (cumulative while stats are on).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ProgramStats {
-    pub name: String,
-    pub runs: u64,
-    pub run_ns: u64,
-}
-
-/// What tracer itself costs, cumulative (`--self-stats`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct OwnCost {
-    /// Each attached kernel program.
-    pub programs: Vec<ProgramStats>,
-    /// User + system CPU time of this process.
-    pub cpu_ns: u64,
-    /// Resident set size now, in bytes (not a difference).
-    pub rss_bytes: u64,
-}
-
-impl OwnCost {
-    pub fn now(programs: Vec<ProgramStats>) -> Self {
-        // SAFETY: an all-zero rusage is valid; getrusage fills it.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: `ru` is a valid, writable rusage.
-        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-        let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
-        let rss_kib = std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            })
-            .unwrap_or(0);
-        Self {
-            programs,
-            cpu_ns: tv(ru.ru_utime) + tv(ru.ru_stime),
-            rss_bytes: rss_kib * 1024,
-        }
-    }
-
-    fn minus(&self, earlier: &Self) -> Self {
-        Self {
-            programs: self
-                .programs
-                .iter()
-                .map(|p| {
-                    let before = earlier.programs.iter().find(|e| e.name == p.name);
-                    ProgramStats {
-                        name: p.name.clone(),
-                        runs: p.runs.saturating_sub(before.map_or(0, |b| b.runs)),
-                        run_ns: p.run_ns.saturating_sub(before.map_or(0, |b| b.run_ns)),
-                    }
-                })
-                .collect(),
-            cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
-            rss_bytes: self.rss_bytes,
-        }
-    }
-}
 
 /// Cumulative state of the kernel maps at `taken_ns`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -321,18 +196,5 @@ mod tests {
         assert_eq!(d.latency(Metric::Oncpu).unwrap()[Class::Process.index()].sum_ns, 9000);
         // Not measured: no histograms, and samples for it are dropped.
         assert!(d.latency(Metric::Runq).is_none());
-    }
-
-    #[test]
-    fn merges_per_cpu_histograms() {
-        let mut h1 = Histogram::ZERO;
-        let mut h2 = Histogram::ZERO;
-        h1.buckets[bucket_index(1000)] += 2;
-        h1.sum_ns += 2000;
-        h2.buckets[bucket_index(1000)] += 1;
-        h2.sum_ns += 1000;
-        let merged = ClassHistogram::sum_of([&h1, &h2]);
-        assert_eq!(merged.count(), 3);
-        assert_eq!(merged.sum_ns, 3000);
     }
 }
