@@ -168,8 +168,25 @@ impl Snapshot {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::snapshot::exited::ExitedProcs;
+
+    /// A deterministic pseudo-random sequence (xorshift), so failures repeat.
+    pub(crate) struct Rng(pub u64);
+    impl Rng {
+        pub(crate) fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        /// Log-uniform in [lo, hi).
+        pub(crate) fn log_uniform(&mut self, lo: f64, hi: f64) -> u64 {
+            let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+            (lo * (hi / lo).powf(u)) as u64
+        }
+    }
 
     #[test]
     fn since_subtracts_counts_and_buckets() {
@@ -196,5 +213,94 @@ mod tests {
         assert_eq!(d.latency(Metric::Oncpu).unwrap()[Class::Process.index()].sum_ns, 9000);
         // Not measured: no histograms, and samples for it are dropped.
         assert!(d.latency(Metric::Runq).is_none());
+    }
+
+    /// Random churn through a small table, with snapshots in between: every
+    /// interval's per-process differences add up to exactly what happened
+    /// in it, whatever moved into the folded row meanwhile.
+    #[test]
+    fn intervals_stay_exact_while_rows_are_folded() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut table = ExitedProcs::with_capacity(8);
+        let mut live: BTreeMap<u32, ProcSnapshot> = BTreeMap::new();
+        let mut next_tgid = 1u32;
+        let snapshot = |table: &ExitedProcs, live: &BTreeMap<u32, ProcSnapshot>| {
+            let mut s = Snapshot::empty(1, MetricSet::NONE);
+            s.procs = Some(table.merged_with(live.clone()));
+            s
+        };
+        let total = |procs: &BTreeMap<u32, ProcSnapshot>| -> u64 {
+            procs.values().map(|p| p.out.iter().chain(&p.r#in).sum::<u64>()).sum()
+        };
+        let mut earlier = snapshot(&table, &live);
+        let mut happened = 0;
+        for step in 0..2_000 {
+            match rng.next() % 4 {
+                // A new process, or more switches for a live one.
+                0 | 1 => happened += more_switches(&mut rng, &mut live, &mut next_tgid),
+                // A process exits and is retired.
+                2 => {
+                    if let Some(&key) = live.keys().nth((rng.next() as usize) % live.len().max(1)) {
+                        let p = live.remove(&key).unwrap();
+                        table.add(key, p);
+                    }
+                }
+                // A report.
+                _ => {
+                    let now = snapshot(&table, &live);
+                    let delta = now.since(&earlier);
+                    let seen = total(delta.procs.as_ref().unwrap());
+                    assert_eq!(seen, happened, "step {step}");
+                    assert!(
+                        delta
+                            .procs
+                            .as_ref()
+                            .unwrap()
+                            .values()
+                            .all(|p| p.out.iter().chain(&p.r#in).any(|&n| n > 0))
+                    );
+                    happened = 0;
+                    earlier = now;
+                }
+            }
+        }
+        assert!(
+            table.folded_count() > 50,
+            "the table did not overflow: {}",
+            table.folded_count()
+        );
+        // And from the start: everything, once.
+        let all = snapshot(&table, &live);
+        let first = {
+            let mut s = Snapshot::empty(1, MetricSet::NONE);
+            s.procs = Some(BTreeMap::new());
+            s
+        };
+        assert_eq!(
+            total(all.since(&first).procs.as_ref().unwrap()),
+            total(all.procs.as_ref().unwrap())
+        );
+    }
+
+    /// A new process, or more switches for a live one; now and then a tgid
+    /// comes back (reuse). Returns how many switches that added.
+    fn more_switches(rng: &mut Rng, live: &mut BTreeMap<u32, ProcSnapshot>, next_tgid: &mut u32) -> u64 {
+        let n = rng.next() % 20;
+        if live.is_empty() || rng.next().is_multiple_of(3) {
+            let tgid = if rng.next().is_multiple_of(10) {
+                1 + (rng.next() % 40) as u32
+            } else {
+                *next_tgid
+            };
+            *next_tgid += 1;
+            live.entry(tgid).or_default().out[Class::Thread.index()] += n;
+            live.entry(tgid).or_default().r#in[Class::Kernel.index()] += 1;
+        } else {
+            let key = *live.keys().nth((rng.next() as usize) % live.len()).unwrap();
+            let p = live.get_mut(&key).unwrap();
+            p.out[Class::Process.index()] += n;
+            p.r#in[Class::Idle.index()] += 1;
+        }
+        n + 1
     }
 }
