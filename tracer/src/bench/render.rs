@@ -42,6 +42,16 @@ fn spread(s: Option<Spread>) -> String {
     }
 }
 
+/// A size for people: `64 KiB`, `1 MiB`, `512 B`.
+fn fmt_size(bytes: usize) -> String {
+    for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{} {unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes} B")
+}
+
 /// The human report.
 pub fn table(bench: &Bench) -> String {
     let o = &bench.options;
@@ -52,7 +62,7 @@ pub fn table(bench: &Bench) -> String {
         o.runs,
         o.round_trips,
         o.via.name(),
-        crate::cli::size::format(o.working_set),
+        fmt_size(o.working_set),
         o.cpu,
         bench.kernel_release
     );
@@ -229,6 +239,14 @@ mod tests {
             },
             switch_cost_unavailable: None,
         }
+    }
+
+    #[test]
+    fn formats_sizes() {
+        assert_eq!(fmt_size(0), "0 B");
+        assert_eq!(fmt_size(65536), "64 KiB");
+        assert_eq!(fmt_size(1 << 20), "1 MiB");
+        assert_eq!(fmt_size(1000), "1000 B");
     }
 
     #[test]

@@ -4,6 +4,7 @@ mod commands;
 pub mod duration;
 mod help;
 mod parse;
+pub mod run;
 pub mod size;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};

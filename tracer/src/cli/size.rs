@@ -29,16 +29,6 @@ pub fn parse(input: &str) -> Result<usize, SizeError> {
         .ok_or_else(|| SizeError::Overflow(input.to_owned()))
 }
 
-/// A size for people: `64 KiB`, `1 MiB`, `512 B`.
-pub fn format(bytes: usize) -> String {
-    for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
-        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
-            return format!("{} {unit}", bytes >> shift);
-        }
-    }
-    format!("{bytes} B")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,14 +46,6 @@ mod tests {
         assert!(matches!(parse("-1K"), Err(SizeError::Syntax(_))));
         assert!(matches!(parse("99999999999999999999K"), Err(SizeError::Overflow(_))));
         assert!(matches!(parse("99999999999999G"), Err(SizeError::Overflow(_))));
-    }
-
-    #[test]
-    fn formats_sizes() {
-        assert_eq!(format(0), "0 B");
-        assert_eq!(format(65536), "64 KiB");
-        assert_eq!(format(1 << 20), "1 MiB");
-        assert_eq!(format(1000), "1000 B");
     }
 
     proptest::proptest! {

@@ -98,6 +98,7 @@ impl Report {
 pub(crate) mod tests {
     use super::*;
     use crate::snapshot::metrics::MetricSet;
+    pub(crate) use crate::snapshot::tests::Rng;
 
     pub(crate) fn meta() -> Meta {
         Meta {
@@ -108,22 +109,6 @@ pub(crate) mod tests {
             unavailable: Vec::new(),
             top: 20,
             filtered: false,
-        }
-    }
-
-    /// A deterministic pseudo-random sequence (xorshift), so failures repeat.
-    pub(crate) struct Rng(pub u64);
-    impl Rng {
-        pub(crate) fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        /// Log-uniform in [lo, hi).
-        pub(crate) fn log_uniform(&mut self, lo: f64, hi: f64) -> u64 {
-            let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-            (lo * (hi / lo).powf(u)) as u64
         }
     }
 

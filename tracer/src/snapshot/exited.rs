@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::snapshot::ProcSnapshot;
+use crate::snapshot::process::ProcSnapshot;
 
 /// How many exited processes keep a row of their own (about 100 bytes each).
 pub const MAX_EXITED: usize = 65_536;
@@ -144,7 +144,6 @@ mod tests {
     use tracer_common::Class;
 
     use super::*;
-    use crate::{report::tests::Rng, snapshot::Snapshot, snapshot::metrics::MetricSet};
 
     fn proc(name: &[u8], out: u64, r#in: u64) -> ProcSnapshot {
         let mut p = ProcSnapshot::default();
@@ -213,91 +212,5 @@ mod tests {
         assert_eq!(&all[&5].comm[..4], b"live");
         assert_eq!(all[&6].switches_out(), 4);
         assert_eq!(all[&9].switches_out(), 1);
-    }
-
-    /// Random churn through a small table, with snapshots in between: every
-    /// interval's per-process differences add up to exactly what happened
-    /// in it, whatever moved into the folded row meanwhile.
-    #[test]
-    fn intervals_stay_exact_while_rows_are_folded() {
-        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-        let mut table = ExitedProcs::with_capacity(8);
-        let mut live: BTreeMap<u32, ProcSnapshot> = BTreeMap::new();
-        let mut next_tgid = 1u32;
-        let snapshot = |table: &ExitedProcs, live: &BTreeMap<u32, ProcSnapshot>| {
-            let mut s = Snapshot::empty(1, MetricSet::NONE);
-            s.procs = Some(table.merged_with(live.clone()));
-            s
-        };
-        let total = |procs: &BTreeMap<u32, ProcSnapshot>| -> u64 {
-            procs.values().map(|p| p.out.iter().chain(&p.r#in).sum::<u64>()).sum()
-        };
-        let mut earlier = snapshot(&table, &live);
-        let mut happened = 0;
-        for step in 0..2_000 {
-            match rng.next() % 4 {
-                // A new process, or more switches for a live one.
-                0 | 1 => {
-                    let n = rng.next() % 20;
-                    happened += n + 1;
-                    if live.is_empty() || rng.next().is_multiple_of(3) {
-                        // Now and then a tgid comes back (reuse).
-                        let tgid = if rng.next().is_multiple_of(10) {
-                            1 + (rng.next() % 40) as u32
-                        } else {
-                            next_tgid
-                        };
-                        next_tgid += 1;
-                        live.entry(tgid).or_default().out[Class::Thread.index()] += n;
-                        live.entry(tgid).or_default().r#in[Class::Kernel.index()] += 1;
-                    } else {
-                        let key = *live.keys().nth((rng.next() as usize) % live.len()).unwrap();
-                        let p = live.get_mut(&key).unwrap();
-                        p.out[Class::Process.index()] += n;
-                        p.r#in[Class::Idle.index()] += 1;
-                    }
-                }
-                // A process exits and is retired.
-                2 => {
-                    if let Some(&key) = live.keys().nth((rng.next() as usize) % live.len().max(1)) {
-                        let p = live.remove(&key).unwrap();
-                        table.add(key, p);
-                    }
-                }
-                // A report.
-                _ => {
-                    let now = snapshot(&table, &live);
-                    let delta = now.since(&earlier);
-                    let seen = total(delta.procs.as_ref().unwrap());
-                    assert_eq!(seen, happened, "step {step}");
-                    assert!(
-                        delta
-                            .procs
-                            .as_ref()
-                            .unwrap()
-                            .values()
-                            .all(|p| p.out.iter().chain(&p.r#in).any(|&n| n > 0))
-                    );
-                    happened = 0;
-                    earlier = now;
-                }
-            }
-        }
-        assert!(
-            table.folded_count() > 50,
-            "the table did not overflow: {}",
-            table.folded_count()
-        );
-        // And from the start: everything, once.
-        let all = snapshot(&table, &live);
-        let first = {
-            let mut s = Snapshot::empty(1, MetricSet::NONE);
-            s.procs = Some(BTreeMap::new());
-            s
-        };
-        assert_eq!(
-            total(all.since(&first).procs.as_ref().unwrap()),
-            total(all.procs.as_ref().unwrap())
-        );
     }
 }

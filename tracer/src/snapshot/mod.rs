@@ -1,202 +1,29 @@
 //! Counters and histograms as read from the kernel at one instant, and the
 //! difference between two such readings (what happened in between).
 
+mod cost;
 pub mod exited;
+mod hist;
 pub mod metrics;
+mod process;
 
 use std::collections::BTreeMap;
 
 use tracer_common::{
     Class,
     class::{NUM_CLASSES, PREEMPTED, VOLUNTARY},
-    hist::{Histogram, MAX_VALUE, NUM_BUCKETS, bucket_index, bucket_value},
     metric::NUM_METRICS,
-    values::ProcCounts,
     values::SwitchCounts,
 };
+
+pub use cost::{OwnCost, ProgramStats};
+pub use hist::ClassHistogram;
+pub use process::ProcSnapshot;
 
 use crate::{
     snapshot::exited::FOLDED_TGID,
     snapshot::metrics::{Metric, MetricSet},
 };
-
-/// One latency histogram, merged over CPUs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClassHistogram {
-    pub buckets: Vec<u64>,
-    pub sum_ns: u64,
-}
-
-impl Default for ClassHistogram {
-    fn default() -> Self {
-        Self {
-            buckets: vec![0; NUM_BUCKETS],
-            sum_ns: 0,
-        }
-    }
-}
-
-impl ClassHistogram {
-    /// Merges per-CPU histograms.
-    pub fn sum_of<'a>(per_cpu: impl IntoIterator<Item = &'a Histogram>) -> Self {
-        let mut out = Self::default();
-        for h in per_cpu {
-            for (total, n) in out.buckets.iter_mut().zip(h.buckets.iter()) {
-                *total += n;
-            }
-            out.sum_ns += h.sum_ns;
-        }
-        out
-    }
-
-    /// Number of samples.
-    pub fn count(&self) -> u64 {
-        self.buckets.iter().sum()
-    }
-
-    /// Adds one sample, exactly as the kernel program does.
-    pub fn record(&mut self, ns: u64) {
-        self.buckets[bucket_index(ns)] += 1;
-        self.sum_ns += ns;
-    }
-
-    /// As an HdrHistogram: every sample at its bucket's midpoint (within
-    /// 1.6 % of its true value), counts exact.
-    pub fn to_hdr(&self) -> hdrhistogram::Histogram<u64> {
-        let mut hdr =
-            hdrhistogram::Histogram::<u64>::new_with_bounds(1, MAX_VALUE, 3).expect("static bounds are valid");
-        for (i, &n) in self.buckets.iter().enumerate() {
-            if n > 0 {
-                // Midpoints are below MAX_VALUE by construction, so this cannot fail.
-                hdr.record_n(bucket_value(i).max(1), n).expect("value within bounds");
-            }
-        }
-        hdr
-    }
-
-    fn minus(&self, earlier: &Self) -> Self {
-        Self {
-            buckets: self
-                .buckets
-                .iter()
-                .zip(&earlier.buckets)
-                .map(|(now, then)| now.saturating_sub(*then))
-                .collect(),
-            sum_ns: self.sum_ns.saturating_sub(earlier.sum_ns),
-        }
-    }
-}
-
-/// One process's switch counters, merged over CPUs.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ProcSnapshot {
-    /// Process name: of its first task seen, or as of its last exec.
-    pub comm: [u8; 16],
-    /// Switches taking one of its tasks out, by class index.
-    pub out: [u64; NUM_CLASSES],
-    /// Switches bringing one of its tasks in, by class index.
-    pub r#in: [u64; NUM_CLASSES],
-}
-
-impl ProcSnapshot {
-    pub fn sum_of<'a>(per_cpu: impl IntoIterator<Item = &'a ProcCounts>) -> Self {
-        let mut out = Self::default();
-        for c in per_cpu {
-            for i in 0..NUM_CLASSES {
-                out.out[i] += c.out[i];
-                out.r#in[i] += c.r#in[i];
-            }
-        }
-        out
-    }
-
-    /// Adds `other`'s counts to these.
-    pub fn add(&mut self, other: &Self) {
-        for i in 0..NUM_CLASSES {
-            self.out[i] += other.out[i];
-            self.r#in[i] += other.r#in[i];
-        }
-    }
-
-    /// Switches out, over every class.
-    pub fn switches_out(&self) -> u64 {
-        self.out.iter().sum()
-    }
-
-    fn is_zero(&self) -> bool {
-        self.out.iter().chain(&self.r#in).all(|&n| n == 0)
-    }
-
-    fn minus(&self, earlier: Option<&Self>) -> Self {
-        let Some(e) = earlier else { return self.clone() };
-        Self {
-            comm: self.comm,
-            out: std::array::from_fn(|i| self.out[i].saturating_sub(e.out[i])),
-            r#in: std::array::from_fn(|i| self.r#in[i].saturating_sub(e.r#in[i])),
-        }
-    }
-}
-
-/// One kernel program's statistics (cumulative while stats are on).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ProgramStats {
-    pub name: String,
-    pub runs: u64,
-    pub run_ns: u64,
-}
-
-/// What tracer itself costs, cumulative (`--self-stats`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct OwnCost {
-    /// Each attached kernel program.
-    pub programs: Vec<ProgramStats>,
-    /// User + system CPU time of this process.
-    pub cpu_ns: u64,
-    /// Resident set size now, in bytes (not a difference).
-    pub rss_bytes: u64,
-}
-
-impl OwnCost {
-    pub fn now(programs: Vec<ProgramStats>) -> Self {
-        // SAFETY: an all-zero rusage is valid; getrusage fills it.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: `ru` is a valid, writable rusage.
-        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-        let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
-        let rss_kib = std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            })
-            .unwrap_or(0);
-        Self {
-            programs,
-            cpu_ns: tv(ru.ru_utime) + tv(ru.ru_stime),
-            rss_bytes: rss_kib * 1024,
-        }
-    }
-
-    fn minus(&self, earlier: &Self) -> Self {
-        Self {
-            programs: self
-                .programs
-                .iter()
-                .map(|p| {
-                    let before = earlier.programs.iter().find(|e| e.name == p.name);
-                    ProgramStats {
-                        name: p.name.clone(),
-                        runs: p.runs.saturating_sub(before.map_or(0, |b| b.runs)),
-                        run_ns: p.run_ns.saturating_sub(before.map_or(0, |b| b.run_ns)),
-                    }
-                })
-                .collect(),
-            cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
-            rss_bytes: self.rss_bytes,
-        }
-    }
-}
 
 /// Cumulative state of the kernel maps at `taken_ns`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -341,8 +168,25 @@ impl Snapshot {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::snapshot::exited::ExitedProcs;
+
+    /// A deterministic pseudo-random sequence (xorshift), so failures repeat.
+    pub(crate) struct Rng(pub u64);
+    impl Rng {
+        pub(crate) fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        /// Log-uniform in [lo, hi).
+        pub(crate) fn log_uniform(&mut self, lo: f64, hi: f64) -> u64 {
+            let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+            (lo * (hi / lo).powf(u)) as u64
+        }
+    }
 
     #[test]
     fn since_subtracts_counts_and_buckets() {
@@ -371,16 +215,92 @@ mod tests {
         assert!(d.latency(Metric::Runq).is_none());
     }
 
+    /// Random churn through a small table, with snapshots in between: every
+    /// interval's per-process differences add up to exactly what happened
+    /// in it, whatever moved into the folded row meanwhile.
     #[test]
-    fn merges_per_cpu_histograms() {
-        let mut h1 = Histogram::ZERO;
-        let mut h2 = Histogram::ZERO;
-        h1.buckets[bucket_index(1000)] += 2;
-        h1.sum_ns += 2000;
-        h2.buckets[bucket_index(1000)] += 1;
-        h2.sum_ns += 1000;
-        let merged = ClassHistogram::sum_of([&h1, &h2]);
-        assert_eq!(merged.count(), 3);
-        assert_eq!(merged.sum_ns, 3000);
+    fn intervals_stay_exact_while_rows_are_folded() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut table = ExitedProcs::with_capacity(8);
+        let mut live: BTreeMap<u32, ProcSnapshot> = BTreeMap::new();
+        let mut next_tgid = 1u32;
+        let snapshot = |table: &ExitedProcs, live: &BTreeMap<u32, ProcSnapshot>| {
+            let mut s = Snapshot::empty(1, MetricSet::NONE);
+            s.procs = Some(table.merged_with(live.clone()));
+            s
+        };
+        let total = |procs: &BTreeMap<u32, ProcSnapshot>| -> u64 {
+            procs.values().map(|p| p.out.iter().chain(&p.r#in).sum::<u64>()).sum()
+        };
+        let mut earlier = snapshot(&table, &live);
+        let mut happened = 0;
+        for step in 0..2_000 {
+            match rng.next() % 4 {
+                // A new process, or more switches for a live one.
+                0 | 1 => happened += more_switches(&mut rng, &mut live, &mut next_tgid),
+                // A process exits and is retired.
+                2 => {
+                    if let Some(&key) = live.keys().nth((rng.next() as usize) % live.len().max(1)) {
+                        let p = live.remove(&key).unwrap();
+                        table.add(key, p);
+                    }
+                }
+                // A report.
+                _ => {
+                    let now = snapshot(&table, &live);
+                    let delta = now.since(&earlier);
+                    let seen = total(delta.procs.as_ref().unwrap());
+                    assert_eq!(seen, happened, "step {step}");
+                    assert!(
+                        delta
+                            .procs
+                            .as_ref()
+                            .unwrap()
+                            .values()
+                            .all(|p| p.out.iter().chain(&p.r#in).any(|&n| n > 0))
+                    );
+                    happened = 0;
+                    earlier = now;
+                }
+            }
+        }
+        assert!(
+            table.folded_count() > 50,
+            "the table did not overflow: {}",
+            table.folded_count()
+        );
+        // And from the start: everything, once.
+        let all = snapshot(&table, &live);
+        let first = {
+            let mut s = Snapshot::empty(1, MetricSet::NONE);
+            s.procs = Some(BTreeMap::new());
+            s
+        };
+        assert_eq!(
+            total(all.since(&first).procs.as_ref().unwrap()),
+            total(all.procs.as_ref().unwrap())
+        );
+    }
+
+    /// A new process, or more switches for a live one; now and then a tgid
+    /// comes back (reuse). Returns how many switches that added.
+    fn more_switches(rng: &mut Rng, live: &mut BTreeMap<u32, ProcSnapshot>, next_tgid: &mut u32) -> u64 {
+        let n = rng.next() % 20;
+        if live.is_empty() || rng.next().is_multiple_of(3) {
+            let tgid = if rng.next().is_multiple_of(10) {
+                1 + (rng.next() % 40) as u32
+            } else {
+                *next_tgid
+            };
+            *next_tgid += 1;
+            live.entry(tgid).or_default().out[Class::Thread.index()] += n;
+            live.entry(tgid).or_default().r#in[Class::Kernel.index()] += 1;
+        } else {
+            let key = *live.keys().nth((rng.next() as usize) % live.len()).unwrap();
+            let p = live.get_mut(&key).unwrap();
+            p.out[Class::Process.index()] += n;
+            p.r#in[Class::Idle.index()] += 1;
+        }
+        n + 1
     }
 }

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use crate::{
     kernel::sys::monotonic_ns,
-    workload::{fork_child, pin},
+    workload::{affinity::pin, fork::fork_child},
 };
 
 /// Period of the wakeup scenarios' writer.

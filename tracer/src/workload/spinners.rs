@@ -7,7 +7,10 @@
 
 use std::{io, time::Duration};
 
-use crate::workload::{CallerAway, csw, pin, schedstat};
+use crate::workload::{
+    accounting::{csw, schedstat},
+    affinity::{CallerAway, pin},
+};
 
 /// What the spinners did, by the kernel's own accounting.
 #[derive(Clone, Copy, Debug, Default)]
