@@ -97,6 +97,23 @@ fn selection<P: Task, N: Task>(
     (sel.0 || sel.1).then_some(sel)
 }
 
+/// Counts a switch of `class` for the processes of prev and next: only the
+/// processes being traced (the flag), not their partners.
+#[inline(always)]
+fn count_processes<P: Task, N: Task>(
+    cpu: &mut CpuState,
+    prev: (&P, &TaskIds, bool),
+    next: (&N, &TaskIds, bool),
+    class: usize,
+) {
+    if prev.2 {
+        count_process(cpu, prev.0, prev.1, class, true);
+    }
+    if next.2 {
+        count_process(cpu, next.0, next.1, class, false);
+    }
+}
+
 /// Adds one to a counter that several CPUs may add to at once: a BPF atomic
 /// add, what C's `__sync_fetch_and_add` compiles to (core's atomic types have
 /// no read-modify-write on the BPF target).
@@ -235,14 +252,8 @@ pub fn on_switch<P: Task, N: Task>(
     if let Some(slot) = cpu.counts.by_class.get_mut(c).and_then(|k| k.get_mut(kind)) {
         *slot += 1;
     }
-    // Per process: only the processes being traced, not their partners.
     if global(&PER_PROCESS) != 0 {
-        if prev_selected {
-            count_process(cpu, prev, prev_ids, c, true);
-        }
-        if next_selected {
-            count_process(cpu, next, next_ids, c, false);
-        }
+        count_processes(cpu, (prev, prev_ids, prev_selected), (next, next_ids, next_selected), c);
     }
     if global(&METRICS) == 0 {
         // Classify and count only.
