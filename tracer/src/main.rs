@@ -34,6 +34,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<u8> {
         Command::Check(args) => return Ok(if run::check(args)? { 0 } else { 1 }),
         Command::PingPong(args) => run::ping_pong(args)?,
         Command::Floor(args) => run::floor(args)?,
+        Command::BpfStats => run::bpf_stats()?,
         Command::SoakLoad(args) => run::soak_load(args)?,
         Command::Scenario(args) => run::scenario(args)?,
         Command::Churn(args) => run::churn(args)?,

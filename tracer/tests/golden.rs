@@ -17,7 +17,7 @@ use tracer::{
     probe::ProbeKind,
     report::{Meta, Report, json, table},
     snapshot::metrics::{Metric, MetricSet},
-    snapshot::{OwnCost, ProcSnapshot, ProgramStats, Snapshot},
+    snapshot::{MapMemory, OwnCost, ProcSnapshot, ProgramStats, Snapshot},
 };
 use tracer_common::Class;
 
@@ -117,6 +117,16 @@ fn own_cost(programs: [(u64, u64); 2], cpu_ns: u64, rss_bytes: u64) -> OwnCost {
                 run_ns,
             })
             .collect(),
+        maps: vec![
+            MapMemory {
+                name: "HISTS".into(),
+                bytes: 262_144,
+            },
+            MapMemory {
+                name: "CPU".into(),
+                bytes: 544,
+            },
+        ],
         cpu_ns,
         rss_bytes,
     }

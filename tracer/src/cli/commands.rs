@@ -49,6 +49,11 @@ pub enum Command {
     /// (and with --with-exit one on sched_exit_tp) until SIGINT/SIGTERM.
     #[command(hide = true)]
     Floor(FloorArgs),
+    /// For overhead benchmarks: turn on the kernel's BPF run-time statistics
+    /// until stdin closes; for each line read, print one JSON line with
+    /// every loaded program's runs and run time, and /proc/stat's ctxt.
+    #[command(hide = true)]
+    BpfStats,
 }
 
 #[derive(Debug, Args)]

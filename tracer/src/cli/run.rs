@@ -174,6 +174,18 @@ pub fn floor(args: &FloorArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// For overhead benchmarks: BPF run-time statistics on until stdin closes;
+/// one program listing per line read.
+pub fn bpf_stats() -> anyhow::Result<()> {
+    let _on = aya::sys::enable_stats(aya::sys::Stats::RunTime)
+        .map_err(|e| anyhow::anyhow!("cannot turn on BPF run-time statistics: {e}"))?;
+    for line in std::io::stdin().lines() {
+        line?;
+        print_quietly(&format!("{}\n", crate::kernel::bpf_listing::programs()))?;
+    }
+    Ok(())
+}
+
 /// `--cpu`, or the last online CPU (away from CPU 0's housekeeping).
 fn workload_cpu(asked: Option<usize>) -> anyhow::Result<usize> {
     let online = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -1,6 +1,7 @@
 //! Access to the running kernel: its BTF, tracefs, privileges, syscalls and
 //! its own counters.
 
+pub mod bpf_listing;
 pub mod btf;
 pub mod privilege;
 pub mod procstat;

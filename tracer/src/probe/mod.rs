@@ -53,6 +53,9 @@ pub struct Probes {
     logger: Option<EbpfLogger<&'static dyn log::Log>>,
     /// Keeps the kernel's per-program run-time statistics on (`--self-stats`).
     stats: Option<std::os::fd::OwnedFd>,
+    /// With `--self-stats`: the maps' kernel memory, read once (it does not
+    /// change after loading).
+    map_memory: Vec<crate::snapshot::MapMemory>,
     ebpf: Ebpf,
     /// The metrics measured in this run.
     pub measured: MetricSet,
@@ -111,6 +114,7 @@ impl Probes {
             },
             logger,
             stats: None,
+            map_memory: Vec::new(),
             ebpf,
             measured: plan.measured,
             unavailable: plan.unavailable,
@@ -129,6 +133,7 @@ impl Probes {
         let fd = aya::sys::enable_stats(aya::sys::Stats::RunTime)
             .map_err(|e| ProbeError::Unsupported(format!("cannot turn on BPF run-time statistics: {e}")))?;
         self.stats = Some(fd);
+        self.map_memory = crate::kernel::bpf_listing::own_maps();
         Ok(())
     }
 

@@ -72,7 +72,7 @@ impl Probes {
             own: self
                 .stats
                 .is_some()
-                .then(|| crate::snapshot::OwnCost::now(self.program_stats())),
+                .then(|| crate::snapshot::OwnCost::now(self.program_stats(), self.map_memory.clone())),
         })
     }
 }

@@ -144,7 +144,12 @@ pub fn render(report: &Report) -> String {
                     })
                 })
                 .collect();
-            serde_json::json!({"programs": programs, "user_cpu_ns": own.cpu_ns, "rss_bytes": own.rss_bytes})
+            let maps: Vec<Value> = own
+                .maps
+                .iter()
+                .map(|m| serde_json::json!({"name": m.name, "memlock_bytes": m.bytes}))
+                .collect();
+            serde_json::json!({"programs": programs, "maps": maps, "user_cpu_ns": own.cpu_ns, "rss_bytes": own.rss_bytes})
         }),
     };
     // Serializing plain structs of numbers and strings cannot fail.

@@ -6,6 +6,7 @@ pub mod json;
 mod latency;
 pub mod log2;
 mod meta;
+mod own_cost;
 mod process;
 pub mod table;
 

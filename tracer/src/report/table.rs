@@ -70,7 +70,7 @@ pub fn render(report: &Report, histograms: MetricSet) -> String {
         processes(&mut out, p);
     }
     if let Some(own) = &report.own {
-        own_cost(&mut out, own, report.duration_ns);
+        super::own_cost::render(&mut out, own, report.duration_ns);
     }
     histogram_sections(&mut out, report, histograms);
     out
@@ -187,62 +187,6 @@ fn histogram_sections(out: &mut String, report: &Report, histograms: MetricSet) 
             }
         }
     }
-}
-
-/// `--self-stats`: what tracer cost during the report.
-fn own_cost(out: &mut String, own: &crate::snapshot::OwnCost, duration_ns: u64) {
-    let share = |ns: u64| {
-        if duration_ns == 0 {
-            "-".to_owned()
-        } else {
-            format!("{:.2}", ns as f64 * 100.0 / duration_ns as f64)
-        }
-    };
-    let _ = writeln!(
-        out,
-        "\ntracer's own cost (kernel programs: BPF run-time statistics, on for this run):"
-    );
-    let _ = writeln!(
-        out,
-        "{:<20} {:>12} {:>10} {:>12} {:>10}",
-        "program", "runs", "ns/run", "total", "% of a CPU"
-    );
-    let mut total = 0;
-    for p in &own.programs {
-        let mean = p
-            .run_ns
-            .checked_div(p.runs)
-            .map_or_else(|| "-".to_owned(), |m| m.to_string());
-        let _ = writeln!(
-            out,
-            "{:<20} {:>12} {:>10} {:>12} {:>10}",
-            p.name,
-            p.runs,
-            mean,
-            fmt_ns(p.run_ns),
-            share(p.run_ns)
-        );
-        total += p.run_ns;
-    }
-    let _ = writeln!(
-        out,
-        "{:<20} {:>12} {:>10} {:>12} {:>10}",
-        "all programs",
-        "",
-        "",
-        fmt_ns(total),
-        share(total)
-    );
-    let _ = writeln!(
-        out,
-        "{:<20} {:>12} {:>10} {:>12} {:>10}   RSS {} KiB",
-        "tracer (userspace)",
-        "",
-        "",
-        fmt_ns(own.cpu_ns),
-        share(own.cpu_ns),
-        own.rss_bytes / 1024
-    );
 }
 
 /// The per-process table: switches out and in, by class.

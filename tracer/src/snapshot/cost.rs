@@ -1,5 +1,7 @@
 //! What tracer itself costs (`--self-stats`): its kernel programs' run
-//! counts and times, its CPU time and its memory.
+//! counts and times, its maps' kernel memory, its CPU time and its memory.
+
+pub use crate::kernel::bpf_listing::MapMemory;
 
 /// One kernel program's statistics (cumulative while stats are on).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -14,6 +16,8 @@ pub struct ProgramStats {
 pub struct OwnCost {
     /// Each attached kernel program.
     pub programs: Vec<ProgramStats>,
+    /// Each of tracer's maps, as the kernel charges it (not a difference).
+    pub maps: Vec<MapMemory>,
     /// User + system CPU time of this process.
     pub cpu_ns: u64,
     /// Resident set size now, in bytes (not a difference).
@@ -21,7 +25,7 @@ pub struct OwnCost {
 }
 
 impl OwnCost {
-    pub fn now(programs: Vec<ProgramStats>) -> Self {
+    pub fn now(programs: Vec<ProgramStats>, maps: Vec<MapMemory>) -> Self {
         // SAFETY: an all-zero rusage is valid; getrusage fills it.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
         // SAFETY: `ru` is a valid, writable rusage.
@@ -37,6 +41,7 @@ impl OwnCost {
             .unwrap_or(0);
         Self {
             programs,
+            maps,
             cpu_ns: tv(ru.ru_utime) + tv(ru.ru_stime),
             rss_bytes: rss_kib * 1024,
         }
@@ -56,6 +61,7 @@ impl OwnCost {
                     }
                 })
                 .collect(),
+            maps: self.maps.clone(),
             cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
             rss_bytes: self.rss_bytes,
         }

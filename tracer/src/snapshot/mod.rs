@@ -16,7 +16,7 @@ use tracer_common::{
     values::SwitchCounts,
 };
 
-pub use cost::{OwnCost, ProgramStats};
+pub use cost::{MapMemory, OwnCost, ProgramStats};
 pub use hist::ClassHistogram;
 pub use process::ProcSnapshot;
 

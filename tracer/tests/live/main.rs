@@ -19,7 +19,7 @@ use tracer::{
     snapshot::metrics::{Metric, MetricSet},
     workload::{self, Outcome, PingPong, Spec},
 };
-use tracer_common::Class;
+use tracer_common::{Class, names};
 
 mod classes;
 mod cli;

@@ -229,7 +229,7 @@ fn hostile_process_names_are_escaped() {
 }
 
 /// `--self-stats`: every attached program with its runs and mean run time,
-/// and tracer's own CPU time and RSS.
+/// tracer's own CPU time and RSS, and its maps' kernel memory.
 #[test]
 fn self_stats_report_the_programs() {
     let mut child = spawn_tracer(["--json", "--self-stats", "-d", "3s"]);
@@ -258,6 +258,36 @@ fn self_stats_report_the_programs() {
     );
     assert!(switch["mean_ns"].as_u64().unwrap() > 0);
     assert!(own["user_cpu_ns"].as_u64().unwrap() > 0 && own["rss_bytes"].as_u64().unwrap() > 1 << 20);
+    // The histograms: 16 of 7,944 bytes per possible CPU, as one array that
+    // the kernel rounds up to whole pages.
+    let maps = own["maps"].as_array().unwrap();
+    let memlock = |name: &str| {
+        let m = maps.iter().find(|m| m["name"] == name);
+        m.and_then(|m| m["memlock_bytes"].as_u64())
+            .unwrap_or_else(|| panic!("no {name} in {maps:?}"))
+    };
+    let data = possible_cpus() as u64 * 16 * 7944;
+    let hists = memlock(names::map::HISTS);
+    assert!(
+        hists >= data && hists <= data + 3 * 4096,
+        "HISTS {hists} B for {data} B of histograms"
+    );
+    assert!(
+        memlock(names::map::CPU) > 0 && memlock(names::map::TID_TIMES) > 0,
+        "{maps:?}"
+    );
+}
+
+/// Possible CPUs, from /sys (as the kernel sizes per-CPU maps).
+fn possible_cpus() -> usize {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/possible").unwrap();
+    text.trim()
+        .split(',')
+        .map(|r| match r.split_once('-') {
+            Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
+            None => 1,
+        })
+        .sum()
 }
 
 /// A reused thread id is never classified by the task it once was. A thread
