@@ -2,6 +2,7 @@
 //! sure the pinned toolchain, rust-src and bpf-linker are installed.
 mod kernels;
 mod overhead;
+mod scaling;
 mod setup;
 mod soak;
 mod tasks;
@@ -49,19 +50,37 @@ enum Command {
     },
     /// rustfmt --check and clippy -D warnings, host crates and the eBPF crate.
     Lint,
-    /// Measure what tracing costs a pinned process ping-pong: untraced, an
-    /// empty program (the floor), tracer's variants; round-robin (as root).
+    /// Measure what tracing costs pinned process and thread ping-pongs:
+    /// untraced, empty programs (the floors), tracer's modes and the peers;
+    /// many short interleaved rounds, 95 % intervals, a verdict per target
+    /// (as root).
     BenchOverhead {
-        /// Rounds (each runs every variant once).
-        #[arg(long, default_value_t = 5)]
+        /// Rounds (each runs every variant once, right after an untraced run).
+        #[arg(long, default_value_t = 30)]
         rounds: usize,
-        /// Round trips of the ping-pong per run.
-        #[arg(long, default_value_t = 200_000)]
+        /// Round trips of the ping-pong per timed run.
+        #[arg(long, default_value_t = 50_000)]
         round_trips: u64,
+        /// Only these variants (comma-separated keys: floor1, floor2, none,
+        /// switch, oncpu, runq, default, cpudist, runqlat, runqlat+cpudist,
+        /// bpftrace, perf); untraced always runs.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
         /// Install the peers (libbpf-tools, bpftrace, perf) from Debian's
         /// packages first; without it, peers that are not installed are skipped.
         #[arg(long)]
         install_peers: bool,
+    },
+    /// Measure how tracer's kernel memory and CPU per refresh grow with the
+    /// CPU count: QEMU guests with 2, 16 and 64 vCPUs and this machine, with
+    /// a projection to 256 CPUs (as root).
+    BenchCpus {
+        /// The guests' vCPU counts (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "2,16,64")]
+        cpus: Vec<usize>,
+        /// 1 s refreshes per mode and machine.
+        #[arg(long, default_value_t = 10)]
+        refreshes: u64,
     },
     /// Run tracer for a long time under load and task churn; check that its
     /// memory stays flat and its counts stay right (as root).
@@ -105,18 +124,29 @@ fn main() -> ExitCode {
         Command::BenchOverhead {
             rounds,
             round_trips,
+            only,
             install_peers,
         } => setup::ensure().and_then(|env| {
             if install_peers {
                 overhead::install_peers()?;
             }
             tasks::build(&env)?;
-            overhead::bench(
-                &env.workspace.join("target/release/tracer"),
+            overhead::bench(&overhead::Options {
+                tracer: &env.workspace.join("target/release/tracer"),
                 rounds,
                 round_trips,
-                &env.workspace.join("target"),
-            )
+                only,
+                out_dir: &env.workspace.join("target"),
+            })
+        }),
+        Command::BenchCpus { cpus, refreshes } => setup::ensure().and_then(|env| {
+            tasks::build(&env)?;
+            scaling::bench_cpus(&scaling::Options {
+                tracer: &env.workspace.join("target/release/tracer"),
+                target: &env.workspace.join("target"),
+                cpus,
+                refreshes,
+            })
         }),
         Command::Soak { minutes, seconds } => setup::ensure().and_then(|env| {
             tasks::build(&env)?;

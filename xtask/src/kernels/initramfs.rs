@@ -30,20 +30,22 @@ const PER_PROCESS_CHILDREN: u64 = 50;
 /// above.
 const INIT: &str = include_str!("init.sh");
 
-/// Writes the guest's initramfs (a newc cpio archive).
+/// Writes the matrix guest's initramfs (a newc cpio archive).
 pub(super) fn build_initramfs(tracer: &Path, busybox: &Path, out: &Path) -> anyhow::Result<()> {
+    let init = INIT
+        .replace("CGROUP_ROUND_TRIPS", &CGROUP_ROUND_TRIPS.to_string())
+        .replace("PER_PROCESS_CHILDREN", &PER_PROCESS_CHILDREN.to_string())
+        .replace("ROUND_TRIPS", &GUEST_ROUND_TRIPS.to_string());
+    write_initramfs(tracer, busybox, &init, out)
+}
+
+/// Writes an initramfs with `init` as its /init (a newc cpio archive).
+pub(crate) fn write_initramfs(tracer: &Path, busybox: &Path, init: &str, out: &Path) -> anyhow::Result<()> {
     let mut cpio = Cpio::default();
     for dir in ["bin", "dev", "proc", "sys", "tmp", "lib", "lib64", "usr", "usr/lib"] {
         cpio.dir(dir);
     }
-    cpio.file(
-        "init",
-        INIT.replace("CGROUP_ROUND_TRIPS", &CGROUP_ROUND_TRIPS.to_string())
-            .replace("PER_PROCESS_CHILDREN", &PER_PROCESS_CHILDREN.to_string())
-            .replace("ROUND_TRIPS", &GUEST_ROUND_TRIPS.to_string())
-            .as_bytes(),
-        0o755,
-    );
+    cpio.file("init", init.as_bytes(), 0o755);
     cpio.file("bin/busybox", &fs::read(busybox)?, 0o755);
     cpio.file("tracer", &fs::read(tracer)?, 0o755);
     for lib in shared_libraries(tracer)? {

@@ -15,12 +15,17 @@
 //! `verdict` judges what it reported, `report` writes the table and JSON.
 
 mod apt;
-mod initramfs;
-mod qemu;
+pub(crate) mod initramfs;
+pub(crate) mod qemu;
 mod report;
 mod verdict;
 
-use std::{fs, path::Path, process::Command, time::Instant};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Instant,
+};
 
 use anyhow::{Context as _, bail};
 
@@ -116,6 +121,23 @@ pub fn test_kernels(tracer: &Path, target: &Path, only: &[String]) -> anyhow::Re
         bail!("the tracer failed on kernel(s) {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// The matrix's kernel `label` and Debian's static busybox, downloaded
+/// (cached) under target/kernels, with QEMU installed: what a guest needs.
+pub(crate) fn kernel_and_busybox(target: &Path, label: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let kernel = MATRIX
+        .iter()
+        .find(|k| k.label == label)
+        .with_context(|| format!("no kernel {label} in the matrix"))?;
+    ensure_host_tools()?;
+    let dir = target.join("kernels");
+    let apt = Apt::new(&dir.join("apt"), &[kernel])?;
+    let busybox = apt.busybox(&dir).context("getting Debian's static busybox")?;
+    let vmlinuz = apt
+        .vmlinuz(kernel, &dir)
+        .with_context(|| format!("getting Debian's {label} kernel"))?;
+    Ok((vmlinuz, busybox))
 }
 
 /// Installs QEMU from Debian when missing.

@@ -30,7 +30,7 @@ pub(super) fn boot(label: &'static str, vmlinuz: &Path, initrd: &Path, dir: &Pat
         error: None,
     };
     let log_path = dir.join(format!("console-{label}.log"));
-    let console = match run_qemu(vmlinuz, initrd) {
+    let console = match run_qemu(vmlinuz, initrd, &Machine::MATRIX) {
         Ok(text) => text,
         Err(e) => {
             outcome.error = Some(format!("{e:#}"));
@@ -89,13 +89,33 @@ pub(super) fn boot(label: &'static str, vmlinuz: &Path, initrd: &Path, dir: &Pat
     outcome
 }
 
+/// The guest's virtual hardware.
+pub(crate) struct Machine {
+    pub cpus: usize,
+    pub memory_mib: usize,
+}
+
+impl Machine {
+    /// The kernel matrix's guests.
+    const MATRIX: Machine = Machine {
+        cpus: 2,
+        memory_mib: 1024,
+    };
+}
+
 /// Runs QEMU until the guest powers off; returns its serial console.
-fn run_qemu(vmlinuz: &Path, initrd: &Path) -> anyhow::Result<String> {
+pub(crate) fn run_qemu(vmlinuz: &Path, initrd: &Path, machine: &Machine) -> anyhow::Result<String> {
     let mut child = Command::new("qemu-system-x86_64")
         // Software emulation, one host thread: KVM here is nested and cannot
         // boot stock kernels, and multi-threaded TCG in QEMU 7.2 has crashed
         // a 7.x guest.
-        .args(["-accel", "tcg,thread=single", "-smp", "2", "-m", "1G"])
+        .args(["-accel", "tcg,thread=single"])
+        .args([
+            "-smp",
+            &machine.cpus.to_string(),
+            "-m",
+            &format!("{}M", machine.memory_mib),
+        ])
         .arg("-kernel")
         .arg(vmlinuz)
         .arg("-initrd")
