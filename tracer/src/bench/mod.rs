@@ -4,6 +4,8 @@
 //! meant to measure, and compares the switch costs.
 
 pub mod render;
+pub mod sweep;
+pub mod sweep_render;
 
 use tracer_common::Class;
 
@@ -138,8 +140,9 @@ impl Workload {
             .fold(f64::INFINITY, f64::min)
     }
 
-    /// What makes this workload's numbers untrustworthy, if anything.
-    pub fn problems(&self, round_trips: u64) -> Vec<String> {
+    /// What makes this workload's numbers untrustworthy, if anything: each
+    /// round trip must force `tasks` switches (2 for a ping-pong).
+    pub fn problems(&self, round_trips: u64, tasks: u64) -> Vec<String> {
         let mut problems = Vec::new();
         let name = self.name();
         let expected = self.expected();
@@ -150,9 +153,9 @@ impl Workload {
             if !r.outcome.stayed_on_cpu {
                 problems.push(format!("{name} run {run}: pinning did not hold (a task left its CPU)"));
             }
-            if truth + 1 < 2 * round_trips {
+            if truth + 1 < tasks * round_trips {
                 problems.push(format!(
-                    "{name} run {run}: the kernel counted {truth} switches for {round_trips} round trips (expected at least 2 per round trip)"
+                    "{name} run {run}: the kernel counted {truth} switches for {round_trips} round trips (expected at least {tasks} per round trip)"
                 ));
             }
             if (seen as f64) < 0.99 * truth as f64 {
@@ -186,8 +189,8 @@ pub struct Bench {
 impl Bench {
     /// Every reason not to trust the comparison; empty when it holds.
     pub fn problems(&self) -> Vec<String> {
-        let mut p = self.thread.problems(self.options.round_trips);
-        p.extend(self.process.problems(self.options.round_trips));
+        let mut p = self.thread.problems(self.options.round_trips, 2);
+        p.extend(self.process.problems(self.options.round_trips, 2));
         p
     }
 
@@ -199,13 +202,46 @@ impl Bench {
     }
 }
 
-/// Runs the benchmark under freshly attached probes.
-pub fn run(options: Options, mut progress: impl FnMut(&str)) -> Result<Bench, BenchError> {
-    let mut probes = Probes::attach(ProbeOptions {
+/// Probes that measure switch cost only, freshly attached.
+fn switch_cost_probes() -> Result<Probes, BenchError> {
+    Ok(Probes::attach(ProbeOptions {
         metrics: MetricSet::NONE.with(Metric::SwitchCost),
         ..Default::default()
+    })?)
+}
+
+/// One run of a workload of `kind` on `cpu` (started by `start`), with what
+/// the probes saw on that CPU meanwhile.
+fn measure(
+    probes: &mut Probes,
+    cpu: usize,
+    kind: PingPong,
+    start: impl FnOnce() -> std::io::Result<Outcome>,
+) -> Result<Run, BenchError> {
+    let cpus = [cpu];
+    let before = probes.snapshot_cpus(Some(&cpus))?;
+    let outcome = start().map_err(|source| BenchError::Workload {
+        kind: kind.name(),
+        source,
     })?;
-    let cpus = [options.cpu];
+    let after = probes.snapshot_cpus(Some(&cpus))?;
+    let delta = after.since(&before);
+    let on_cpu = tracer_common::Class::ALL.map(|c| delta.cpu_switches(cpu, c));
+    let cost_histogram = delta
+        .latency(Metric::SwitchCost)
+        .map(|h| h[kind.class().index()].clone());
+    let cost = cost_histogram.as_ref().map(Latency::from_histogram);
+    Ok(Run {
+        outcome,
+        on_cpu,
+        cost,
+        cost_histogram,
+    })
+}
+
+/// Runs the benchmark under freshly attached probes.
+pub fn run(options: Options, mut progress: impl FnMut(&str)) -> Result<Bench, BenchError> {
+    let mut probes = switch_cost_probes()?;
     let mut thread = Workload {
         kind: PingPong::Threads,
         runs: Vec::new(),
@@ -238,29 +274,15 @@ pub fn run(options: Options, mut progress: impl FnMut(&str)) -> Result<Bench, Be
         };
         for kind in order {
             progress(&format!("run {}/{}: {} ping-pong", run + 1, options.runs, kind.name()));
-            let before = probes.snapshot_cpus(Some(&cpus))?;
-            let outcome = workload::run(&spec(kind, options.round_trips)).map_err(|source| BenchError::Workload {
-                kind: kind.name(),
-                source,
+            let measured = measure(&mut probes, options.cpu, kind, || {
+                workload::run(&spec(kind, options.round_trips))
             })?;
-            let after = probes.snapshot_cpus(Some(&cpus))?;
-            let delta = after.since(&before);
-            let on_cpu = tracer_common::Class::ALL.map(|c| delta.cpu_switches(options.cpu, c));
-            let cost_histogram = delta
-                .latency(Metric::SwitchCost)
-                .map(|h| h[kind.class().index()].clone());
-            let cost = cost_histogram.as_ref().map(Latency::from_histogram);
             let target = if kind == PingPong::Threads {
                 &mut thread
             } else {
                 &mut process
             };
-            target.runs.push(Run {
-                outcome,
-                on_cpu,
-                cost,
-                cost_histogram,
-            });
+            target.runs.push(measured);
         }
     }
     Ok(Bench {

@@ -43,7 +43,7 @@ fn spread(s: Option<Spread>) -> String {
 }
 
 /// A size for people: `64 KiB`, `1 MiB`, `512 B`.
-fn fmt_size(bytes: usize) -> String {
+pub fn fmt_size(bytes: usize) -> String {
     for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
         if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{} {unit}", bytes >> shift);

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::parse::parse_size;
+use super::parse::{parse_ring, parse_size};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -167,14 +167,34 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub runs: u32,
 
-    /// Round trips per workload and run (each forces two switches).
-    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
-    pub round_trips: u64,
+    /// Round trips per workload and run (each forces two switches) [default:
+    /// 100000]; with --sweep, laps of the token round each ring [default:
+    /// sized per cell, 2,000 to 20,000 switches a run].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub round_trips: Option<u64>,
 
     /// Memory each side touches between switches, e.g. 64K, 1M (shows the
     /// indirect cost of caches and TLB).
-    #[arg(long, value_name = "SIZE", default_value = "0", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "0", value_parser = parse_size, conflicts_with = "sweep")]
     pub working_set: usize,
+
+    /// The lat_ctx matrix: rings of threads and of processes passing a
+    /// token on one CPU, by ring size and working set; direct switch cost,
+    /// time per switch and refill, process/thread ratios, and verdicts.
+    #[arg(long)]
+    pub sweep: bool,
+
+    /// With --sweep: the ring sizes (tasks per ring, each at least 2).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "2,4,8,16,32", value_parser = parse_ring, requires = "sweep")]
+    pub rings: Vec<usize>,
+
+    /// With --sweep: the working sets per task.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "0,4K,64K,256K,1M,4M", value_parser = parse_size, requires = "sweep")]
+    pub working_sets: Vec<usize>,
+
+    /// With --sweep: touch one word per cache line, or per page (the TLB case).
+    #[arg(long, value_enum, default_value_t = TouchArg::Line, requires = "sweep")]
+    pub touch: TouchArg,
 
     /// How the token travels.
     #[arg(long, value_enum, default_value_t = ViaArg::Pipe)]
@@ -192,6 +212,12 @@ pub struct BenchArgs {
     /// the process workload (all runs together).
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TouchArg {
+    Line,
+    Page,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -274,11 +274,28 @@ mod tests {
         let Some(Command::Bench(b)) = cli.command else {
             panic!("no bench")
         };
-        assert_eq!((b.runs, b.working_set, b.round_trips), (3, 65536, 100_000));
+        assert_eq!((b.runs, b.working_set, b.round_trips, b.sweep), (3, 65536, None, false));
         assert!(matches!(b.via, ViaArg::Futex));
         assert!(Cli::try_parse_from(["tracer", "bench", "--runs", "0"]).is_err());
         assert!(Cli::try_parse_from(["tracer", "bench", "--working-set", "2G"]).is_err());
         assert!(Cli::try_parse_from(["tracer", "-d", "1s", "bench"]).is_err());
+        let cli =
+            Cli::try_parse_from(["tracer", "bench", "--sweep", "--rings", "2,8", "--working-sets", "0,1M"]).unwrap();
+        let Some(Command::Bench(b)) = cli.command else {
+            panic!("no bench")
+        };
+        assert_eq!((b.rings, b.working_sets), (vec![2, 8], vec![0, 1 << 20]));
+        for bad in [
+            &["bench", "--rings", "2"][..],
+            &["bench", "--sweep", "--rings", "1"],
+            &["bench", "--sweep", "--working-set", "4K"],
+            &["bench", "--sweep", "--working-sets", "2G"],
+        ] {
+            assert!(
+                Cli::try_parse_from(std::iter::once("tracer").chain(bad.iter().copied())).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

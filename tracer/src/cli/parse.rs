@@ -16,6 +16,14 @@ pub(super) fn parse_size(s: &str) -> Result<usize, String> {
     Ok(size)
 }
 
+/// A ring size of `tracer bench --sweep`: 2 to 1024 tasks.
+pub(super) fn parse_ring(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (2..=1024).contains(&n) => Ok(n),
+        _ => Err(format!("`{s}` is not a ring size (2 to 1024 tasks)")),
+    }
+}
+
 /// CPU numbers from `--cpu`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CpuList(pub Vec<usize>);

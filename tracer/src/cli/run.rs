@@ -4,7 +4,7 @@
 
 use super::{
     BenchArgs, CheckArgs, CheckProbeArg, ChurnArgs, Cli, FloorArgs, KindArg, PingPongArgs, ScenarioArg, ScenarioArgs,
-    SoakLoadArgs, ViaArg,
+    SoakLoadArgs, TouchArg, ViaArg,
 };
 use crate::{
     bench, check, export,
@@ -56,11 +56,14 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<bool> {
 /// `tracer bench`: runs it (progress on a terminal), writes the plot if
 /// asked, prints the table or JSON.
 pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.sweep {
+        return sweep(args);
+    }
     let plot_file = args.plot.as_deref().map(export::create_output).transpose()?;
     let cpu = workload_cpu(args.cpu)?;
     let options = bench::Options {
         runs: args.runs,
-        round_trips: args.round_trips,
+        round_trips: args.round_trips.unwrap_or(100_000),
         working_set: args.working_set,
         via: match args.via {
             ViaArg::Pipe => Via::Pipe,
@@ -85,6 +88,40 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         bench::render::json(&result) + "\n"
     } else {
         bench::render::table(&result)
+    };
+    print_quietly(&text)
+}
+
+/// `tracer bench --sweep`: the lat_ctx matrix.
+fn sweep(args: &BenchArgs) -> anyhow::Result<()> {
+    let plot_file = args.plot.as_deref().map(export::create_output).transpose()?;
+    let options = bench::sweep::SweepOptions {
+        rings: args.rings.clone(),
+        working_sets: args.working_sets.clone(),
+        stride: match args.touch {
+            TouchArg::Line => 64,
+            TouchArg::Page => 4096,
+        },
+        runs: args.runs,
+        laps: args.round_trips,
+        cpu: workload_cpu(args.cpu)?,
+    };
+    let quiet = args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let result = bench::sweep::run(options, |step| {
+        if !quiet {
+            eprint!("\r\x1b[Ktracer bench --sweep: {step}");
+        }
+    })?;
+    if !quiet {
+        eprint!("\r\x1b[K");
+    }
+    if let Some(file) = plot_file {
+        export::sweep_plot::write(file, &result)?;
+    }
+    let text = if args.json {
+        bench::sweep_render::json(&result) + "\n"
+    } else {
+        bench::sweep_render::table(&result)
     };
     print_quietly(&text)
 }

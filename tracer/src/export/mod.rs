@@ -6,6 +6,7 @@ pub mod http;
 pub mod label;
 pub mod plot;
 pub mod prometheus;
+pub mod sweep_plot;
 
 use std::{
     fs::{File, OpenOptions},

@@ -1,5 +1,6 @@
 //! Workloads with known ground truth: two tasks bouncing a token, pinned to
-//! one CPU so that every round trip forces two switches. The live tests and
+//! one CPU so that every round trip forces two switches (and rings of more
+//! tasks, for `tracer bench --sweep`). The live tests and
 //! `tracer bench` run them and check the tracer against the kernel's own
 //! accounting (`getrusage`).
 //!
@@ -13,6 +14,7 @@ mod churn;
 mod fork;
 pub mod perf_sched;
 mod ping_pong;
+mod ring;
 pub mod scenario;
 mod shared;
 mod side;
@@ -23,4 +25,5 @@ pub use accounting::process_switches;
 pub use affinity::pin;
 pub use churn::{Churn, churn};
 pub use ping_pong::{Outcome, run};
+pub use ring::{Ring, run_ring, touch_alone};
 pub use spec::{PingPong, Spec, Via};

@@ -7,10 +7,18 @@ use std::{io, ptr::NonNull, sync::atomic::AtomicU32};
 pub(super) struct Shared {
     ptr: NonNull<u8>,
     len: usize,
+    /// `touch` writes one byte every `stride` bytes.
+    stride: usize,
 }
 
 impl Shared {
+    /// Touched once per 64-byte cache line.
     pub(super) fn new(len: usize) -> io::Result<Self> {
+        Self::with_stride(len, 64)
+    }
+
+    /// Touched once every `stride` bytes (4096: once per page).
+    pub(super) fn with_stride(len: usize, stride: usize) -> io::Result<Self> {
         let len = len.max(1);
         // SAFETY: a fresh anonymous mapping; no existing memory is affected.
         let ptr = unsafe {
@@ -27,7 +35,11 @@ impl Shared {
             return Err(io::Error::last_os_error());
         }
         let ptr = NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
-        Ok(Self { ptr, len })
+        Ok(Self {
+            ptr,
+            len,
+            stride: stride.max(1),
+        })
     }
 
     pub(super) fn word(&self) -> &AtomicU32 {
@@ -50,11 +62,12 @@ unsafe impl Sync for Shared {}
 // SAFETY: as above.
 unsafe impl Send for Shared {}
 
-/// Writes one byte per 64-byte line of the working set.
+/// Writes one byte per stride (a 64-byte line, or a page) of the working
+/// set.
 pub(super) fn touch(ws: Option<&Shared>) {
     if let Some(ws) = ws {
         let base = ws.ptr.as_ptr();
-        for off in (0..ws.len).step_by(64) {
+        for off in (0..ws.len).step_by(ws.stride) {
             // SAFETY: `off < len`, inside the mapping, touched by this side only.
             unsafe {
                 let p = base.add(off);

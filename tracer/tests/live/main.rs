@@ -29,6 +29,7 @@ mod perf_calibrate;
 mod perf_cross;
 mod reliability;
 mod support;
+mod sweep;
 mod waits;
 
 use support::{probes::*, tracer_cli::*, workloads::*};
