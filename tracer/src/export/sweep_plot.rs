@@ -107,3 +107,29 @@ pub fn write(mut file: File, sweep: &Sweep) -> Result<(), PlotError> {
     file.write_all(render_svg(sweep)?.as_bytes())?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{bench::sweep::fake, workload::PingPong};
+
+    #[test]
+    fn a_line_per_ring_and_the_working_sets_on_the_axis() {
+        let sweep = fake(&[2, 8, 32], &[0, 4096, 1 << 20], |kind, ring, _| {
+            if kind == PingPong::Processes {
+                4000.0 + 100.0 * ring as f64
+            } else {
+                4000.0
+            }
+        });
+        let lines = lines(&sweep);
+        assert_eq!(lines.len(), 3);
+        assert!((lines[2].1[0].1 - 1.8).abs() < 0.01, "{lines:?}");
+        let svg = render_svg(&sweep).unwrap();
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let texts: Vec<&str> = doc.descendants().filter_map(|n| n.text()).collect();
+        for want in ["ring of 2", "ring of 32", "4 KiB", "1 MiB", "process / thread"] {
+            assert!(texts.iter().any(|t| t.contains(want)), "no text {want}: {texts:?}");
+        }
+    }
+}

@@ -10,6 +10,7 @@ mod render;
 
 use std::{
     fs,
+    os::unix::process::CommandExt as _,
     path::Path,
     process::{Command, Stdio},
 };
@@ -155,6 +156,8 @@ fn native(opts: &Options) -> anyhow::Result<Point> {
         .args(["ping-pong", "--kind", "processes", "--round-trips", "1000000000"])
         .args(["--cpu", &(cpus - 1).to_string()])
         .stdout(Stdio::null())
+        // Its own process group: both processes of the ping-pong are stopped.
+        .process_group(0)
         .spawn()
         .context("starting the load")?;
     let result = MODES
@@ -179,7 +182,8 @@ fn native(opts: &Options) -> anyhow::Result<Point> {
             mode(&String::from_utf8_lossy(&out.stdout).lines().collect::<Vec<_>>())
         })
         .collect::<anyhow::Result<Vec<Mode>>>();
-    let _ = load.kill();
+    // SAFETY: signals the load's own process group (its pid, as set above).
+    unsafe { libc::killpg(load.id() as i32, libc::SIGKILL) };
     let _ = load.wait();
     Ok(Point {
         native: true,
