@@ -15,6 +15,7 @@ fn main() -> anyhow::Result<()> {
     // SAFETY: the build script is single-threaded at this point.
     unsafe { std::env::set_var("RUSTC_BOOTSTRAP", "1") };
 
+    git_commit();
     let metadata = cargo_metadata_root()?;
     let ebpf = Package {
         name: "tracer-ebpf",
@@ -23,6 +24,32 @@ fn main() -> anyhow::Result<()> {
     };
     aya_build::build_ebpf([ebpf], Toolchain::Custom(&toolchain))
         .context("building the kernel programs (needs bpf-linker on PATH; `cargo xtask build` installs it)")
+}
+
+/// Names the git commit in TRACER_GIT_COMMIT (for `tracer --version`): the
+/// short hash of HEAD when built (uncommitted changes are not marked), or
+/// `unknown` without git or outside a checkout.
+fn git_commit() {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    println!("cargo::rustc-env=TRACER_GIT_COMMIT={commit}");
+    // A new commit or checkout moves HEAD or the ref it names.
+    if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
+        // Only paths that exist: cargo reruns every build for a missing one.
+        for path in ["HEAD", "refs/heads", "packed-refs"] {
+            let path = std::path::Path::new(&dir).join(path);
+            if path.exists() {
+                println!("cargo::rerun-if-changed={}", path.display());
+            }
+        }
+    }
 }
 
 /// Absolute path of the `tracer-ebpf` crate, for rerun-if-changed.

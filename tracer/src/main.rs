@@ -35,6 +35,11 @@ fn dispatch(cli: &Cli) -> anyhow::Result<u8> {
         Command::PingPong(args) => run::ping_pong(args)?,
         Command::Floor(args) => run::floor(args)?,
         Command::BpfStats => run::bpf_stats()?,
+        Command::Generate { dir } => {
+            for path in tracer::cli::generate::generate(dir)? {
+                println!("{}", path.display());
+            }
+        }
         Command::SoakLoad(args) => run::soak_load(args)?,
         Command::Scenario(args) => run::scenario(args)?,
         Command::Churn(args) => run::churn(args)?,

@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's only entry points. Each command first makes
 //! sure the pinned toolchain, rust-src and bpf-linker are installed.
+mod dist;
 mod kernels;
 mod overhead;
 mod scaling;
@@ -31,9 +32,11 @@ enum Command {
         args: Vec<String>,
     },
     /// Every test: unit tests, CLI tests, live-kernel tests (as root, via sudo
-    /// when needed), then the kernel matrix (test-kernels).
+    /// when needed), then the kernel matrix (test-kernels) with the static
+    /// binary, and the packages in an old userland (test-dist).
     Test {
-        /// Skip the kernel matrix (for quick runs; CI runs it).
+        /// Skip the kernel matrix and the packaging tests (for quick runs; CI
+        /// runs them).
         #[arg(long)]
         no_kernels: bool,
         /// Extra arguments for the test binaries (e.g. a test name filter).
@@ -48,6 +51,9 @@ enum Command {
         #[arg(long = "kernel", value_name = "LABEL")]
         kernels: Vec<String>,
     },
+    /// Build the packages (dist), then check them in a Debian 11 root:
+    /// checksums, `dpkg -i`, `man tracer`, and `tracer check` (as root).
+    TestDist,
     /// rustfmt --check and clippy -D warnings, host crates and the eBPF crate.
     Lint,
     /// Measure what tracing costs pinned process and thread ping-pongs:
@@ -82,6 +88,10 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         refreshes: u64,
     },
+    /// Build the release artefacts into target/dist: static binaries (musl)
+    /// for x86_64 and aarch64 as tarballs with sha256 files, and a .deb per
+    /// architecture (man pages, completions, the example systemd unit).
+    Dist,
     /// Run tracer for a long time under load and task churn; check that its
     /// memory stays flat and its counts stay right (as root).
     Soak {
@@ -102,23 +112,21 @@ fn main() -> ExitCode {
         Command::Test { no_kernels, args } => setup::ensure().and_then(|env| {
             tasks::test(&env, &args)?;
             if no_kernels {
-                eprintln!("xtask: kernel matrix skipped (--no-kernels)");
+                eprintln!("xtask: kernel matrix and packaging tests skipped (--no-kernels)");
                 return Ok(());
             }
-            tasks::build(&env)?;
-            kernels::test_kernels(
-                &env.workspace.join("target/release/tracer"),
-                &env.workspace.join("target"),
-                &[],
-            )
+            let tracer = dist::build_static(&env, dist::host_arch()?)?;
+            kernels::test_kernels(&tracer, &env.workspace.join("target"), &[])?;
+            dist::dist(&env)?;
+            dist::userland::test(&env.workspace.join("target"))
         }),
         Command::TestKernels { kernels } => setup::ensure().and_then(|env| {
-            tasks::build(&env)?;
-            kernels::test_kernels(
-                &env.workspace.join("target/release/tracer"),
-                &env.workspace.join("target"),
-                &kernels,
-            )
+            let tracer = dist::build_static(&env, dist::host_arch()?)?;
+            kernels::test_kernels(&tracer, &env.workspace.join("target"), &kernels)
+        }),
+        Command::TestDist => setup::ensure().and_then(|env| {
+            dist::dist(&env)?;
+            dist::userland::test(&env.workspace.join("target"))
         }),
         Command::Lint => setup::ensure().and_then(|env| tasks::lint(&env)),
         Command::BenchOverhead {
@@ -140,14 +148,14 @@ fn main() -> ExitCode {
             })
         }),
         Command::BenchCpus { cpus, refreshes } => setup::ensure().and_then(|env| {
-            tasks::build(&env)?;
             scaling::bench_cpus(&scaling::Options {
-                tracer: &env.workspace.join("target/release/tracer"),
+                tracer: &dist::build_static(&env, dist::host_arch()?)?,
                 target: &env.workspace.join("target"),
                 cpus,
                 refreshes,
             })
         }),
+        Command::Dist => setup::ensure().and_then(|env| dist::dist(&env)),
         Command::Soak { minutes, seconds } => setup::ensure().and_then(|env| {
             tasks::build(&env)?;
             soak::soak(

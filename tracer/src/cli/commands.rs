@@ -54,6 +54,13 @@ pub enum Command {
     /// every loaded program's runs and run time, and /proc/stat's ctxt.
     #[command(hide = true)]
     BpfStats,
+    /// For packaging: write the man pages into DIR/man and the bash, zsh and
+    /// fish completions into DIR/completions.
+    #[command(hide = true)]
+    Generate {
+        /// Where to write them.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 
 mod commands;
 pub mod duration;
+pub mod generate;
 mod help;
 mod parse;
 pub mod run;
@@ -25,10 +26,14 @@ use crate::{
     snapshot::metrics::MetricSet,
 };
 
+/// `tracer --version`: the crate's version and the git commit it was built
+/// from (`unknown` outside a git checkout).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("TRACER_GIT_COMMIT"), ")");
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tracer",
-    version,
+    version = VERSION,
     about = ABOUT,
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP,

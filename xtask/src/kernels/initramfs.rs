@@ -1,12 +1,12 @@
 //! The guest's initramfs: its /init (init.sh), Debian's static busybox as
-//! its shell, the tracer binary and the shared libraries it links, written
-//! as a newc cpio archive.
+//! its shell and the static tracer binary (no libraries: what runs there
+//! would run on any host), written as a newc cpio archive.
 
 use std::{
     collections::BTreeSet,
     fs,
     io::Write as _,
-    path::{Path, PathBuf},
+    path::Path,
     process::Command,
 };
 
@@ -41,6 +41,10 @@ pub(super) fn build_initramfs(tracer: &Path, busybox: &Path, out: &Path) -> anyh
 
 /// Writes an initramfs with `init` as its /init (a newc cpio archive).
 pub(crate) fn write_initramfs(tracer: &Path, busybox: &Path, init: &str, out: &Path) -> anyhow::Result<()> {
+    // The guests have no libraries: what runs there runs on any host.
+    if !is_static(tracer)? {
+        bail!("{} is not a static binary (the guests have no libraries)", tracer.display());
+    }
     let mut cpio = Cpio::default();
     for dir in ["bin", "dev", "proc", "sys", "tmp", "lib", "lib64", "usr", "usr/lib"] {
         cpio.dir(dir);
@@ -48,19 +52,6 @@ pub(crate) fn write_initramfs(tracer: &Path, busybox: &Path, init: &str, out: &P
     cpio.file("init", init.as_bytes(), 0o755);
     cpio.file("bin/busybox", &fs::read(busybox)?, 0o755);
     cpio.file("tracer", &fs::read(tracer)?, 0o755);
-    for lib in shared_libraries(tracer)? {
-        let inside = lib.to_string_lossy().trim_start_matches('/').to_owned();
-        let mut parent = Path::new(&inside).parent();
-        let mut dirs = Vec::new();
-        while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
-            dirs.push(p.to_string_lossy().into_owned());
-            parent = p.parent();
-        }
-        for d in dirs.iter().rev() {
-            cpio.dir(d);
-        }
-        cpio.file(&inside, &fs::read(&lib)?, 0o755);
-    }
     if let Some(parent) = out.parent() {
         fs::create_dir_all(parent)?;
     }
@@ -68,25 +59,12 @@ pub(crate) fn write_initramfs(tracer: &Path, busybox: &Path, init: &str, out: &P
     Ok(())
 }
 
-/// The shared libraries and loader `binary` needs, from ldd, resolved.
-fn shared_libraries(binary: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let out = Command::new("ldd").arg(binary).output().context("running ldd")?;
-    if !out.status.success() {
-        bail!("ldd {} failed", binary.display());
-    }
-    let mut libs = Vec::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or
-        // "/lib64/ld-linux-x86-64.so.2 (0x...)"; vdso has no file.
-        let path = match line.split_once("=>") {
-            Some((_, rest)) => rest.split_whitespace().next(),
-            None => line.split_whitespace().next().filter(|p| p.starts_with('/')),
-        };
-        if let Some(path) = path.filter(|p| p.starts_with('/')) {
-            libs.push(PathBuf::from(path));
-        }
-    }
-    Ok(libs)
+/// Whether `binary` runs without shared libraries (no ELF interpreter:
+/// static, or static-pie).
+fn is_static(binary: &Path) -> anyhow::Result<bool> {
+    let out = Command::new("file").arg("-L").arg(binary).output().context("running file")?;
+    let what = String::from_utf8_lossy(&out.stdout);
+    Ok(what.contains("statically linked") || what.contains("static-pie linked"))
 }
 
 /// A newc ("070701") cpio archive, as the kernel unpacks into its rootfs.

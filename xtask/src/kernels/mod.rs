@@ -6,8 +6,8 @@
 //! installed) through a private apt state under target/kernels/apt, so the
 //! machine's apt configuration is never touched; downloads are cached there.
 //! The guest is an initramfs: Debian's static busybox (also downloaded, not
-//! installed) as /init's shell, the tracer
-//! binary and the shared libraries it links. QEMU runs with TCG (software
+//! installed) as /init's shell, and the static tracer binary, with no
+//! libraries (what runs there would run on any host). QEMU runs with TCG (software
 //! emulation), single-threaded: no KVM needed, and stable on QEMU 7.2.
 //!
 //! One step per file: `apt` fetches the packages, `initramfs` writes the
