@@ -115,14 +115,16 @@ fn main() -> ExitCode {
                 eprintln!("xtask: kernel matrix and packaging tests skipped (--no-kernels)");
                 return Ok(());
             }
-            let tracer = dist::build_static(&env, dist::host_arch()?)?;
-            kernels::test_kernels(&tracer, &env.workspace.join("target"), &[])?;
+            kernels::test_kernels(&|arch| dist::build_for(&env, arch), &env.workspace.join("target"), &[])?;
             dist::dist(&env)?;
             dist::userland::test(&env.workspace.join("target"))
         }),
         Command::TestKernels { kernels } => setup::ensure().and_then(|env| {
-            let tracer = dist::build_static(&env, dist::host_arch()?)?;
-            kernels::test_kernels(&tracer, &env.workspace.join("target"), &kernels)
+            kernels::test_kernels(
+                &|arch| dist::build_for(&env, arch),
+                &env.workspace.join("target"),
+                &kernels,
+            )
         }),
         Command::TestDist => setup::ensure().and_then(|env| {
             dist::dist(&env)?;

@@ -43,6 +43,15 @@ pub fn host_arch() -> anyhow::Result<&'static Arch> {
         .with_context(|| format!("no static build for {}", std::env::consts::ARCH))
 }
 
+/// The static binary for a guest of `arch`, built.
+pub fn build_for(env: &Env, arch: &crate::kernels::GuestArch) -> anyhow::Result<PathBuf> {
+    let arch = ARCHES
+        .iter()
+        .find(|a| a.deb == arch.debian)
+        .with_context(|| format!("no static build for {}", arch.debian))?;
+    build_static(env, arch)
+}
+
 /// The cargo profile of the static builds: release, stripped.
 pub const PROFILE: &str = "release-static";
 

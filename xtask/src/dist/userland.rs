@@ -42,7 +42,10 @@ fn root(target: &Path) -> anyhow::Result<PathBuf> {
     }
     let _ = fs::remove_dir_all(&root);
     fs::create_dir_all(&root)?;
-    eprintln!("xtask: debootstrap {SUITE} into {} (a few minutes, once)", root.display());
+    eprintln!(
+        "xtask: debootstrap {SUITE} into {} (a few minutes, once)",
+        root.display()
+    );
     run(Command::new("debootstrap")
         .args(["--variant=minbase", "--include=man-db", SUITE])
         .arg(&root)
@@ -77,7 +80,11 @@ pub fn test(target: &Path) -> anyhow::Result<()> {
     for entry in fs::read_dir(&dist).with_context(|| format!("{}: run `cargo xtask dist` first", dist.display()))? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "sha256") {
-            run(Command::new("sha256sum").arg("--check").arg("--quiet").arg(&path).current_dir(&dist))?;
+            run(Command::new("sha256sum")
+                .arg("--check")
+                .arg("--quiet")
+                .arg(&path)
+                .current_dir(&dist))?;
         }
     }
     let deb = fs::read_dir(&dist)?
@@ -107,6 +114,8 @@ pub fn test(target: &Path) -> anyhow::Result<()> {
         bail!("tracer check in the {SUITE} root did not pass: {check}");
     }
     chroot(&root, &["dpkg", "-r", "tracer"])?;
-    eprintln!("xtask: the .deb installs, `man tracer` renders and `tracer check` passes in Debian {SUITE} ({glibc}); checksums match");
+    eprintln!(
+        "xtask: the .deb installs, `man tracer` renders and `tracer check` passes in Debian {SUITE} ({glibc}); checksums match"
+    );
     Ok(())
 }

@@ -70,18 +70,25 @@ impl Apt {
             // Root downloads into our own directory; apt's sandbox user could not.
             "-o".to_owned(),
             "APT::Sandbox::User=root".to_owned(),
+            // The guests' architectures, whatever this machine's is.
+            "-o".to_owned(),
+            "APT::Architectures::=amd64".to_owned(),
+            "-o".to_owned(),
+            "APT::Architectures::=arm64".to_owned(),
         ]);
         cmd.current_dir(self.root.join("debs"));
         cmd
     }
 
-    /// Downloads `package` (`name` or `name/suite`) unless a .deb of that
-    /// name is already here; returns its path.
-    fn download(&self, package: &str, version: Option<&str>) -> anyhow::Result<PathBuf> {
+    /// Downloads `package` (`name` or `name/suite`) of architecture `arch`
+    /// unless a .deb of that name is already here; returns its path.
+    fn download(&self, package: &str, arch: &str, version: Option<&str>) -> anyhow::Result<PathBuf> {
         let name = package.split('/').next().unwrap_or(package);
+        let suite = package.split_once('/').map(|(_, s)| s);
         let debs = self.root.join("debs");
         let find = |version: Option<&str>| -> Option<PathBuf> {
             let prefix = format!("{name}_");
+            let suffix = format!("_{arch}.deb");
             fs::read_dir(&debs)
                 .ok()?
                 .filter_map(Result::ok)
@@ -89,7 +96,7 @@ impl Apt {
                 .find(|p| {
                     let file = p.file_name().and_then(|f| f.to_str()).unwrap_or("");
                     file.starts_with(&prefix)
-                        && file.ends_with(".deb")
+                        && file.ends_with(&suffix)
                         && version.is_none_or(|v| file.contains(&format!("_{}_", v.replace(':', "%3a"))))
                 })
         };
@@ -100,9 +107,10 @@ impl Apt {
         {
             return Ok(cached);
         }
-        let spec = match version {
-            Some(v) => format!("{name}={v}"),
-            None => package.to_owned(),
+        let spec = match (version, suite) {
+            (Some(v), _) => format!("{name}:{arch}={v}"),
+            (None, Some(suite)) => format!("{name}:{arch}/{suite}"),
+            (None, None) => format!("{name}:{arch}"),
         };
         if version.is_none() {
             // Replace a meta package's older download.
@@ -115,9 +123,9 @@ impl Apt {
         find(version).with_context(|| format!("apt-get download {spec} left no .deb"))
     }
 
-    /// Debian's static busybox, extracted to `dir/busybox`.
-    pub(super) fn busybox(&self, dir: &Path) -> anyhow::Result<PathBuf> {
-        let deb = self.download(&format!("busybox-static/{}", BUSYBOX_SUITE.1), None)?;
+    /// Debian's static busybox of `arch`, extracted to `dir/busybox-ARCH`.
+    pub(super) fn busybox(&self, dir: &Path, arch: &str) -> anyhow::Result<PathBuf> {
+        let deb = self.download(&format!("busybox-static/{}", BUSYBOX_SUITE.1), arch, None)?;
         let tree = dir.join("busybox-tree");
         let _ = fs::remove_dir_all(&tree);
         fs::create_dir_all(&tree)?;
@@ -127,7 +135,7 @@ impl Apt {
             .map(|p| tree.join(p))
             .find(|p| p.is_file())
             .with_context(|| format!("no bin/busybox in {}", deb.display()))?;
-        let busybox = dir.join("busybox");
+        let busybox = dir.join(format!("busybox-{arch}"));
         fs::rename(found, &busybox)?;
         fs::remove_dir_all(&tree)?;
         Ok(busybox)
@@ -135,7 +143,8 @@ impl Apt {
 
     /// The kernel image of `kernel`, extracted under `dir`.
     pub(super) fn vmlinuz(&self, kernel: &Kernel, dir: &Path) -> anyhow::Result<PathBuf> {
-        let meta = self.download(&format!("{}/{}", kernel.meta, kernel.suite), None)?;
+        let arch = kernel.arch.debian;
+        let meta = self.download(&format!("{}/{}", kernel.meta, kernel.suite), arch, None)?;
         let depends = deb_field(&meta, "Depends")?;
         let (image, version) = depends_on(&depends, "linux-image-")
             .with_context(|| format!("{} depends on no linux-image package: {depends}", meta.display()))?;
@@ -145,7 +154,7 @@ impl Apt {
         if vmlinuz.exists() {
             return Ok(vmlinuz);
         }
-        let deb = self.download(&image, Some(&version))?;
+        let deb = self.download(&image, arch, Some(&version))?;
         let mut found = extract_vmlinuz(&deb, &out)?;
         if found.is_none() {
             // Since 7.x the image package only depends on linux-binary-ABI,
@@ -153,7 +162,7 @@ impl Apt {
             let image_depends = deb_field(&deb, "Depends")?;
             let (binary, version) = depends_on(&image_depends, "linux-binary-")
                 .with_context(|| format!("{} has no vmlinuz and no linux-binary dependency", deb.display()))?;
-            let deb = self.download(&binary, Some(&version))?;
+            let deb = self.download(&binary, arch, Some(&version))?;
             found = extract_vmlinuz(&deb, &out)?;
         }
         let found = found.with_context(|| format!("no vmlinuz in Debian's packages of {abi}"))?;

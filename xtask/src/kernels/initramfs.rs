@@ -2,13 +2,7 @@
 //! its shell and the static tracer binary (no libraries: what runs there
 //! would run on any host), written as a newc cpio archive.
 
-use std::{
-    collections::BTreeSet,
-    fs,
-    io::Write as _,
-    path::Path,
-    process::Command,
-};
+use std::{collections::BTreeSet, fs, io::Write as _, path::Path, process::Command};
 
 use anyhow::{Context as _, bail};
 
@@ -43,7 +37,10 @@ pub(super) fn build_initramfs(tracer: &Path, busybox: &Path, out: &Path) -> anyh
 pub(crate) fn write_initramfs(tracer: &Path, busybox: &Path, init: &str, out: &Path) -> anyhow::Result<()> {
     // The guests have no libraries: what runs there runs on any host.
     if !is_static(tracer)? {
-        bail!("{} is not a static binary (the guests have no libraries)", tracer.display());
+        bail!(
+            "{} is not a static binary (the guests have no libraries)",
+            tracer.display()
+        );
     }
     let mut cpio = Cpio::default();
     for dir in ["bin", "dev", "proc", "sys", "tmp", "lib", "lib64", "usr", "usr/lib"] {
@@ -62,7 +59,11 @@ pub(crate) fn write_initramfs(tracer: &Path, busybox: &Path, init: &str, out: &P
 /// Whether `binary` runs without shared libraries (no ELF interpreter:
 /// static, or static-pie).
 fn is_static(binary: &Path) -> anyhow::Result<bool> {
-    let out = Command::new("file").arg("-L").arg(binary).output().context("running file")?;
+    let out = Command::new("file")
+        .arg("-L")
+        .arg(binary)
+        .output()
+        .context("running file")?;
     let what = String::from_utf8_lossy(&out.stdout);
     Ok(what.contains("statically linked") || what.contains("static-pie linked"))
 }

@@ -31,14 +31,44 @@ use anyhow::{Context as _, bail};
 
 use apt::Apt;
 
-/// One kernel of the matrix: a label, the apt suite, and the package that
-/// depends on the newest image of that line.
+/// One kernel of the matrix: a label, the apt suite, the package that
+/// depends on the newest image of that line, and the guest's architecture.
 struct Kernel {
     label: &'static str,
     suite: &'static str,
     meta: &'static str,
     archive: &'static str,
+    arch: &'static GuestArch,
 }
+
+/// What a guest of one architecture needs.
+pub(crate) struct GuestArch {
+    /// Debian's name (amd64, arm64): of the packages and of the binary.
+    pub debian: &'static str,
+    pub qemu: &'static str,
+    /// QEMU's machine and CPU.
+    pub machine: &'static [&'static str],
+    /// The serial console's device in the guest.
+    pub console: &'static str,
+    /// The package that provides QEMU for it.
+    pub qemu_package: &'static str,
+}
+
+pub(crate) const AMD64: GuestArch = GuestArch {
+    debian: "amd64",
+    qemu: "qemu-system-x86_64",
+    machine: &[],
+    console: "ttyS0",
+    qemu_package: "qemu-system-x86",
+};
+
+pub(crate) const ARM64: GuestArch = GuestArch {
+    debian: "arm64",
+    qemu: "qemu-system-aarch64",
+    machine: &["-M", "virt", "-cpu", "max"],
+    console: "ttyAMA0",
+    qemu_package: "qemu-system-arm",
+};
 
 const DEBIAN: &str = "http://deb.debian.org/debian";
 const DEBIAN_SECURITY: &str = "http://deb.debian.org/debian-security";
@@ -49,28 +79,45 @@ const MATRIX: &[Kernel] = &[
         suite: "bullseye-security",
         meta: "linux-image-amd64",
         archive: DEBIAN_SECURITY,
+        arch: &AMD64,
     },
     Kernel {
         label: "6.1",
         suite: "bookworm-security",
         meta: "linux-image-amd64",
         archive: DEBIAN_SECURITY,
+        arch: &AMD64,
     },
     Kernel {
         label: "6.12",
         suite: "bookworm-security",
         meta: "linux-image-6.12-amd64",
         archive: DEBIAN_SECURITY,
+        arch: &AMD64,
     },
     Kernel {
         label: "7.x",
         suite: "trixie-backports",
         meta: "linux-image-amd64",
         archive: DEBIAN,
+        arch: &AMD64,
+    },
+    Kernel {
+        label: "7.x arm64",
+        suite: "trixie-backports",
+        meta: "linux-image-arm64",
+        archive: DEBIAN,
+        arch: &ARM64,
     },
 ];
 
-pub fn test_kernels(tracer: &Path, target: &Path, only: &[String]) -> anyhow::Result<()> {
+/// Boots each kernel of the matrix (those in `only`, if any) with the
+/// static binary `tracer` builds for its architecture.
+pub fn test_kernels(
+    tracer: &dyn Fn(&GuestArch) -> anyhow::Result<PathBuf>,
+    target: &Path,
+    only: &[String],
+) -> anyhow::Result<()> {
     let kernels: Vec<&Kernel> = MATRIX
         .iter()
         .filter(|k| only.is_empty() || only.iter().any(|o| o == k.label))
@@ -79,20 +126,32 @@ pub fn test_kernels(tracer: &Path, target: &Path, only: &[String]) -> anyhow::Re
         let labels: Vec<_> = MATRIX.iter().map(|k| k.label).collect();
         bail!("no such kernel in the matrix; it has {}", labels.join(", "));
     }
-    ensure_host_tools()?;
     let dir = target.join("kernels");
     let apt = Apt::new(&dir.join("apt"), &kernels)?;
-    let busybox = apt.busybox(&dir).context("getting Debian's static busybox")?;
-    let initrd = dir.join("initrd.cpio");
-    initramfs::build_initramfs(tracer, &busybox, &initrd)?;
+    let mut initrds: Vec<(&str, PathBuf)> = Vec::new();
     let mut outcomes = Vec::new();
     for kernel in kernels {
+        let arch = kernel.arch;
+        if !initrds.iter().any(|(a, _)| *a == arch.debian) {
+            ensure_host_tools(arch)?;
+            let busybox = apt
+                .busybox(&dir, arch.debian)
+                .context("getting Debian's static busybox")?;
+            let initrd = dir.join(format!("initrd-{}.cpio", arch.debian));
+            initramfs::build_initramfs(&tracer(arch)?, &busybox, &initrd)?;
+            initrds.push((arch.debian, initrd));
+        }
+        let initrd = &initrds
+            .iter()
+            .find(|(a, _)| *a == arch.debian)
+            .context("no initramfs")?
+            .1;
         let vmlinuz = apt
             .vmlinuz(kernel, &dir)
             .with_context(|| format!("getting Debian's {} kernel", kernel.label))?;
         eprintln!("xtask: booting {} ({})", kernel.label, vmlinuz.display());
         let started = Instant::now();
-        let outcome = qemu::boot(kernel.label, &vmlinuz, &initrd, &dir);
+        let outcome = qemu::boot(kernel.label, &vmlinuz, initrd, &dir, arch);
         eprintln!(
             "xtask: {} {} in {:.0?}",
             kernel.label,
@@ -130,25 +189,27 @@ pub(crate) fn kernel_and_busybox(target: &Path, label: &str) -> anyhow::Result<(
         .iter()
         .find(|k| k.label == label)
         .with_context(|| format!("no kernel {label} in the matrix"))?;
-    ensure_host_tools()?;
+    ensure_host_tools(kernel.arch)?;
     let dir = target.join("kernels");
     let apt = Apt::new(&dir.join("apt"), &[kernel])?;
-    let busybox = apt.busybox(&dir).context("getting Debian's static busybox")?;
+    let busybox = apt
+        .busybox(&dir, kernel.arch.debian)
+        .context("getting Debian's static busybox")?;
     let vmlinuz = apt
         .vmlinuz(kernel, &dir)
         .with_context(|| format!("getting Debian's {label} kernel"))?;
     Ok((vmlinuz, busybox))
 }
 
-/// Installs QEMU from Debian when missing.
-fn ensure_host_tools() -> anyhow::Result<()> {
-    if Path::new("/usr/bin/qemu-system-x86_64").exists() {
+/// Installs QEMU for `arch` from Debian when missing.
+fn ensure_host_tools(arch: &GuestArch) -> anyhow::Result<()> {
+    if Path::new("/usr/bin").join(arch.qemu).exists() {
         return Ok(());
     }
-    eprintln!("xtask: installing qemu-system-x86 with apt-get");
+    eprintln!("xtask: installing {} with apt-get", arch.qemu_package);
     crate::setup::run(
         Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends", "-q", "qemu-system-x86"])
+            .args(["install", "-y", "--no-install-recommends", "-q", arch.qemu_package])
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
     .context("installing QEMU for the kernel matrix (needs root)")

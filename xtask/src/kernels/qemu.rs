@@ -12,13 +12,19 @@ use std::{
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-use super::verdict::Outcome;
+use super::{GuestArch, verdict::Outcome};
 
 /// A guest that has not powered off by then is killed and fails.
 const GUEST_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Boots one kernel and collects what the guest printed.
-pub(super) fn boot(label: &'static str, vmlinuz: &Path, initrd: &Path, dir: &Path) -> Outcome {
+pub(super) fn boot(
+    label: &'static str,
+    vmlinuz: &Path,
+    initrd: &Path,
+    dir: &Path,
+    arch: &'static GuestArch,
+) -> Outcome {
     let mut outcome = Outcome {
         label,
         release: String::new(),
@@ -29,8 +35,8 @@ pub(super) fn boot(label: &'static str, vmlinuz: &Path, initrd: &Path, dir: &Pat
         per_process: [Vec::new(), Vec::new()],
         error: None,
     };
-    let log_path = dir.join(format!("console-{label}.log"));
-    let console = match run_qemu(vmlinuz, initrd, &Machine::MATRIX) {
+    let log_path = dir.join(format!("console-{}.log", label.replace(' ', "-")));
+    let console = match run_qemu(vmlinuz, initrd, &Machine::matrix(arch)) {
         Ok(text) => text,
         Err(e) => {
             outcome.error = Some(format!("{e:#}"));
@@ -91,25 +97,30 @@ pub(super) fn boot(label: &'static str, vmlinuz: &Path, initrd: &Path, dir: &Pat
 
 /// The guest's virtual hardware.
 pub(crate) struct Machine {
+    pub arch: &'static GuestArch,
     pub cpus: usize,
     pub memory_mib: usize,
 }
 
 impl Machine {
     /// The kernel matrix's guests.
-    const MATRIX: Machine = Machine {
-        cpus: 2,
-        memory_mib: 1024,
-    };
+    fn matrix(arch: &'static GuestArch) -> Machine {
+        Machine {
+            arch,
+            cpus: 2,
+            memory_mib: 1024,
+        }
+    }
 }
 
 /// Runs QEMU until the guest powers off; returns its serial console.
 pub(crate) fn run_qemu(vmlinuz: &Path, initrd: &Path, machine: &Machine) -> anyhow::Result<String> {
-    let mut child = Command::new("qemu-system-x86_64")
+    let mut child = Command::new(machine.arch.qemu)
         // Software emulation, one host thread: KVM here is nested and cannot
         // boot stock kernels, and multi-threaded TCG in QEMU 7.2 has crashed
         // a 7.x guest.
         .args(["-accel", "tcg,thread=single"])
+        .args(machine.arch.machine)
         .args([
             "-smp",
             &machine.cpus.to_string(),
@@ -122,7 +133,7 @@ pub(crate) fn run_qemu(vmlinuz: &Path, initrd: &Path, machine: &Machine) -> anyh
         .arg(initrd)
         .args([
             "-append",
-            "console=ttyS0 quiet loglevel=1 panic=-1",
+            &format!("console={} quiet loglevel=1 panic=-1", machine.arch.console),
             "-display",
             "none",
             "-serial",
@@ -135,7 +146,7 @@ pub(crate) fn run_qemu(vmlinuz: &Path, initrd: &Path, machine: &Machine) -> anyh
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .context("starting qemu-system-x86_64")?;
+        .with_context(|| format!("starting {}", machine.arch.qemu))?;
     let mut stdout = child.stdout.take().context("qemu stdout")?;
     let reader = std::thread::spawn(move || {
         let mut buf = Vec::new();

@@ -68,6 +68,7 @@ pub fn bench_cpus(opts: &Options) -> anyhow::Result<()> {
     for &cpus in &opts.cpus {
         eprintln!("xtask: booting {KERNEL} with {cpus} vCPUs");
         let machine = qemu::Machine {
+            arch: &kernels::AMD64,
             cpus,
             memory_mib: 1024 + 16 * cpus,
         };
