@@ -93,12 +93,8 @@ pub fn build_static(env: &Env, arch: &Arch) -> anyhow::Result<PathBuf> {
         .join(arch.triple)
         .join(PROFILE)
         .join("tracer");
-    let file = Command::new("file").arg(&binary).output();
-    if let Ok(out) = file {
-        let what = String::from_utf8_lossy(&out.stdout);
-        if what.contains("dynamically linked") {
-            bail!("{} is not static: {}", binary.display(), what.trim());
-        }
+    if !crate::kernels::initramfs::is_static(&binary)? {
+        bail!("{} is not static: it has an ELF interpreter", binary.display());
     }
     Ok(binary)
 }

@@ -2,7 +2,7 @@
 //! its shell and the static tracer binary (no libraries: what runs there
 //! would run on any host), written as a newc cpio archive.
 
-use std::{collections::BTreeSet, fs, io::Write as _, path::Path, process::Command};
+use std::{collections::BTreeSet, fs, io::Write as _, path::Path};
 
 use anyhow::{Context as _, bail};
 
@@ -56,16 +56,16 @@ pub(crate) fn write_initramfs(tracer: &Path, busybox: &Path, init: &str, out: &P
     Ok(())
 }
 
-/// Whether `binary` runs without shared libraries (no ELF interpreter:
-/// static, or static-pie).
-fn is_static(binary: &Path) -> anyhow::Result<bool> {
-    let out = Command::new("file")
-        .arg("-L")
-        .arg(binary)
-        .output()
-        .context("running file")?;
-    let what = String::from_utf8_lossy(&out.stdout);
-    Ok(what.contains("statically linked") || what.contains("static-pie linked"))
+/// Whether `binary` runs without shared libraries: a 64-bit ELF file with
+/// no interpreter segment (PT_INTERP): static, or static-pie.
+pub(crate) fn is_static(binary: &Path) -> anyhow::Result<bool> {
+    use object::read::elf::{FileHeader as _, ProgramHeader as _};
+    let data = fs::read(binary).with_context(|| format!("reading {}", binary.display()))?;
+    let not_elf = || format!("{} is not a 64-bit ELF file", binary.display());
+    let header = object::elf::FileHeader64::<object::Endianness>::parse(&*data).with_context(not_elf)?;
+    let endian = header.endian().with_context(not_elf)?;
+    let segments = header.program_headers(endian, &*data).with_context(not_elf)?;
+    Ok(!segments.iter().any(|s| s.p_type(endian) == object::elf::PT_INTERP))
 }
 
 /// A newc ("070701") cpio archive, as the kernel unpacks into its rootfs.
@@ -131,6 +131,15 @@ impl Cpio {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tells_static_from_dynamic() {
+        // This test binary links the host's libc.
+        let me = std::env::current_exe().unwrap();
+        assert!(!is_static(&me).unwrap());
+        assert!(is_static(Path::new("/nonexistent")).is_err());
+        assert!(is_static(Path::new("/etc/hostname")).is_err());
+    }
 
     #[test]
     fn cpio_is_newc() {
