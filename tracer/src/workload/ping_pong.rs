@@ -12,7 +12,7 @@ use std::{
 use super::{
     affinity::CallerAway,
     shared::Shared,
-    side::{End, SideResult, read_side_result, side},
+    side::{End, SideResult, fork_side, side},
     spec::{PingPong, Spec, Via},
 };
 
@@ -133,38 +133,11 @@ fn in_processes(
     (ws_a, ws_b): (Option<&Shared>, Option<&Shared>),
     b_fds: (OwnedFd, OwnedFd),
 ) -> io::Result<(SideResult, SideResult)> {
-    let (report_rx, report_tx) = crate::kernel::sys::pipe()?;
-    // SAFETY: the child only makes async-signal-safe calls on memory and
-    // descriptors prepared before the fork, then _exits.
-    let child = unsafe { libc::fork() };
-    if child < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if child == 0 {
-        let code = match side(spec, end_b, ws_b, false, libc::RUSAGE_SELF) {
-            Ok(result) => {
-                let bytes = (&raw const result).cast::<u8>();
-                let len = size_of::<SideResult>();
-                // SAFETY: `result` is a plain repr(C) struct of `len` bytes.
-                let written = unsafe { libc::write(report_tx.as_raw_fd(), bytes.cast(), len) };
-                if written == len as isize { 0 } else { 4 }
-            }
-            Err(_) => 3,
-        };
-        // SAFETY: ends the child without running the parent's destructors.
-        unsafe { libc::_exit(code) };
-    }
-    drop((b_fds, report_tx));
+    let child = fork_side(spec, end_b, ws_b)?;
+    drop(b_fds);
     let a = std::thread::scope(|s| s.spawn(|| side(spec, end_a, ws_a, true, libc::RUSAGE_THREAD)).join());
-    let b = read_side_result(report_rx.as_raw_fd());
-    let mut status = 0;
-    // SAFETY: waits for our own child.
-    unsafe { libc::waitpid(child, &mut status, 0) };
-    let a = a.map_err(panicked)??;
-    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        return Err(io::Error::other(format!("ping-pong child failed (status {status:#x})")));
-    }
-    Ok((a, b?))
+    let b = child.finish();
+    Ok((a.map_err(panicked)??, b?))
 }
 
 fn panicked(_: Box<dyn Any + Send>) -> io::Error {

@@ -16,7 +16,7 @@ use super::{
     affinity::{CallerAway, pin},
     ping_pong::Outcome,
     shared::{Shared, touch},
-    side::{End, SideResult, read_side_result, side},
+    side::{End, SideResult, fork_side, side},
     spec::{PingPong, Spec},
 };
 
@@ -99,48 +99,18 @@ fn working_set(ring: &Ring) -> io::Result<Option<Shared>> {
         .transpose()
 }
 
-/// Task 0 in a thread of this process, the others in forked children, each
-/// of which writes its result into a pipe of its own.
+/// Task 0 in a thread of this process, the others in forked children.
 fn in_processes(spec: &Spec, ends: &[End<'_>], sets: &[Option<Shared>]) -> io::Result<Vec<SideResult>> {
-    let mut children = Vec::new();
-    for i in 1..ends.len() {
-        let (report_rx, report_tx) = crate::kernel::sys::pipe()?;
-        // SAFETY: the child only makes async-signal-safe calls on memory and
-        // descriptors prepared before the fork, then _exits.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if pid == 0 {
-            let code = match side(spec, ends[i], sets[i].as_ref(), false, libc::RUSAGE_SELF) {
-                Ok(result) => {
-                    let len = size_of::<SideResult>();
-                    // SAFETY: `result` is a plain repr(C) struct of `len` bytes.
-                    let written = unsafe { libc::write(report_tx.as_raw_fd(), (&raw const result).cast(), len) };
-                    if written == len as isize { 0 } else { 4 }
-                }
-                Err(_) => 3,
-            };
-            // SAFETY: ends the child without running the parent's destructors.
-            unsafe { libc::_exit(code) };
-        }
-        drop(report_tx);
-        children.push((pid, report_rx));
-    }
+    let children = (1..ends.len())
+        .map(|i| fork_side(spec, ends[i], sets[i].as_ref()))
+        .collect::<io::Result<Vec<_>>>()?;
     let first = std::thread::scope(|s| {
         s.spawn(|| side(spec, ends[0], sets[0].as_ref(), true, libc::RUSAGE_THREAD))
             .join()
     });
     let mut results = vec![first.map_err(|_| io::Error::other("ring thread panicked"))??];
-    for (pid, report_rx) in children {
-        let result = read_side_result(report_rx.as_raw_fd());
-        let mut status = 0;
-        // SAFETY: waits for our own child.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-            return Err(io::Error::other(format!("ring child failed (status {status:#x})")));
-        }
-        results.push(result?);
+    for child in children {
+        results.push(child.finish()?);
     }
     Ok(results)
 }

@@ -4,7 +4,7 @@
 
 use std::{
     io,
-    os::fd::RawFd,
+    os::fd::{AsRawFd as _, OwnedFd, RawFd},
     sync::atomic::{AtomicU32, Ordering},
 };
 
@@ -136,6 +136,52 @@ pub(super) fn side(
         // SAFETY: gettid has no preconditions and is async-signal-safe.
         tid: unsafe { libc::syscall(libc::SYS_gettid) } as u64,
     })
+}
+
+/// A side running in a forked child, which writes its result into a pipe.
+pub(super) struct ChildSide {
+    pid: libc::pid_t,
+    report: OwnedFd,
+}
+
+/// Forks a child that runs one side (`side(.., false, RUSAGE_SELF)`) and
+/// writes its result into a pipe; the child exits 3 if the side failed, 4
+/// if the result could not be written.
+pub(super) fn fork_side(spec: &Spec, end: End<'_>, ws: Option<&Shared>) -> io::Result<ChildSide> {
+    let (report, report_tx) = crate::kernel::sys::pipe()?;
+    let pid = super::fork::fork_child(|| {
+        let code = match side(spec, end, ws, false, libc::RUSAGE_SELF) {
+            Ok(result) => {
+                let len = size_of::<SideResult>();
+                // SAFETY: `result` is a plain repr(C) struct of `len` bytes.
+                let written = unsafe { libc::write(report_tx.as_raw_fd(), (&raw const result).cast(), len) };
+                if written == len as isize { 0 } else { 4 }
+            }
+            Err(_) => 3,
+        };
+        if code != 0 {
+            // SAFETY: ends the child without running the parent's destructors.
+            unsafe { libc::_exit(code) };
+        }
+    })?;
+    Ok(ChildSide {
+        pid: pid as libc::pid_t,
+        report,
+    })
+}
+
+impl ChildSide {
+    /// Reads the child's result and reaps it.
+    pub(super) fn finish(self) -> io::Result<SideResult> {
+        let result = read_side_result(self.report.as_raw_fd());
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        unsafe { libc::waitpid(self.pid, &mut status, 0) };
+        if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+            return Err(io::Error::other(format!("workload child failed (status {status:#x})")));
+        }
+        result
+    }
 }
 
 pub(super) fn read_side_result(fd: RawFd) -> io::Result<SideResult> {
