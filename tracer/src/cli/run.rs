@@ -35,15 +35,7 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<bool> {
         },
         offcpu_slots: args.offcpu_slots,
     };
-    let quiet = args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let result = check::run(&options, |step| {
-        if !quiet {
-            eprint!("\r\x1b[Ktracer check: {step}");
-        }
-    })?;
-    if !quiet {
-        eprint!("\r\x1b[K");
-    }
+    let result = with_progress("tracer check", args.json, |progress| check::run(&options, progress))?;
     let text = if args.json {
         serde_json::to_string(&result)? + "\n"
     } else {
@@ -71,16 +63,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         },
         cpu,
     };
-    // Progress only on a terminal, where it can be erased again.
-    let quiet = args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let result = bench::run(options, |step| {
-        if !quiet {
-            eprint!("\r\x1b[Ktracer bench: {step}");
-        }
-    })?;
-    if !quiet {
-        eprint!("\r\x1b[K");
-    }
+    let result = with_progress("tracer bench", args.json, |progress| bench::run(options, progress))?;
     if let Some(file) = plot_file {
         export::plot::write(file, &[export::plot::bench_chart(&result)])?;
     }
@@ -106,15 +89,9 @@ fn sweep(args: &BenchArgs) -> anyhow::Result<()> {
         laps: args.round_trips,
         cpu: workload_cpu(args.cpu)?,
     };
-    let quiet = args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let result = bench::sweep::run(options, |step| {
-        if !quiet {
-            eprint!("\r\x1b[Ktracer bench --sweep: {step}");
-        }
+    let result = with_progress("tracer bench --sweep", args.json, |progress| {
+        bench::sweep::run(options, progress)
     })?;
-    if !quiet {
-        eprint!("\r\x1b[K");
-    }
     if let Some(file) = plot_file {
         export::sweep_plot::write(file, &result)?;
     }
@@ -221,6 +198,22 @@ pub fn bpf_stats() -> anyhow::Result<()> {
         print_quietly(&format!("{}\n", crate::kernel::bpf_listing::programs()))?;
     }
     Ok(())
+}
+
+/// Runs `f` with a progress callback that redraws one line on stderr
+/// (`NAME: step`), erased when `f` returns; silent with `--json` or when
+/// stderr is not a terminal, where it could not be erased.
+fn with_progress<T>(name: &str, json: bool, f: impl FnOnce(&mut dyn FnMut(&str)) -> T) -> T {
+    let quiet = json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let result = f(&mut |step| {
+        if !quiet {
+            eprint!("\r\x1b[K{name}: {step}");
+        }
+    });
+    if !quiet {
+        eprint!("\r\x1b[K");
+    }
+    result
 }
 
 /// `--cpu`, or the last online CPU (away from CPU 0's housekeeping).
