@@ -43,21 +43,21 @@ fn cargo_deb(env: &Env) -> anyhow::Result<PathBuf> {
 
 /// Builds the .deb for `arch` from its static binary (already built) and the
 /// generated man pages and completions; returns its path in `out`.
-pub fn package(env: &Env, arch: &Arch, generated: &Path, out: &Path) -> anyhow::Result<PathBuf> {
+pub fn package(env: &Env, arch: &Arch, generated: &Path, version: &str, out: &Path) -> anyhow::Result<PathBuf> {
     let cargo_deb = cargo_deb(env)?;
     // The assets name target/release/...: cargo-deb reads them from the
     // target's profile directory, where the binary is.
-    let profile_dir = env.workspace.join("target").join(arch.triple).join(PROFILE);
-    let dest = profile_dir.join("generated");
+    let dest = env
+        .workspace
+        .join("target")
+        .join(arch.triple)
+        .join(PROFILE)
+        .join("generated");
     let _ = fs::remove_dir_all(&dest);
-    for dir in ["man", "completions"] {
-        fs::create_dir_all(dest.join(dir))?;
-        for entry in fs::read_dir(generated.join(dir))? {
-            let entry = entry?;
-            fs::copy(entry.path(), dest.join(dir).join(entry.file_name()))?;
-        }
-    }
-    let before: Vec<PathBuf> = debs(out);
+    super::copy_generated(generated, &dest)?;
+    // cargo-deb names it package_version-revision_arch.deb (revision 1).
+    let deb = out.join(format!("tracer_{version}-1_{}.deb", arch.deb));
+    let _ = fs::remove_file(&deb);
     run(Command::new(&cargo_deb)
         .current_dir(&env.workspace)
         .env("PATH", &env.path)
@@ -74,25 +74,9 @@ pub fn package(env: &Env, arch: &Arch, generated: &Path, out: &Path) -> anyhow::
         .arg("--output")
         .arg(out))
     .with_context(|| format!("making the {} .deb", arch.deb))?;
-    let deb = debs(out)
-        .into_iter()
-        .find(|d| d.to_string_lossy().ends_with(&format!("_{}.deb", arch.deb)) && !before.contains(d))
-        .or_else(|| {
-            debs(out)
-                .into_iter()
-                .find(|d| d.to_string_lossy().ends_with(&format!("_{}.deb", arch.deb)))
-        })
-        .with_context(|| format!("cargo-deb wrote no {} .deb into {}", arch.deb, out.display()))?;
+    if !deb.is_file() {
+        anyhow::bail!("cargo-deb wrote no {}", deb.display());
+    }
     super::checksum(&deb)?;
     Ok(deb)
-}
-
-fn debs(dir: &Path) -> Vec<PathBuf> {
-    fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "deb"))
-        .collect()
 }

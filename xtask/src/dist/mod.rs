@@ -128,13 +128,7 @@ fn tarball(
     let _ = fs::remove_dir_all(&stage);
     fs::create_dir_all(&stage)?;
     fs::copy(binary, stage.join("tracer"))?;
-    for dir in ["man", "completions"] {
-        fs::create_dir_all(stage.join(dir))?;
-        for entry in fs::read_dir(generated.join(dir))? {
-            let entry = entry?;
-            fs::copy(entry.path(), stage.join(dir).join(entry.file_name()))?;
-        }
-    }
+    copy_generated(generated, &stage)?;
     fs::copy(
         env.workspace.join("contrib/tracer-exporter.service"),
         stage.join("tracer-exporter.service"),
@@ -150,6 +144,18 @@ fn tarball(
     checksum(&tarball)?;
     fs::remove_dir_all(out.join("stage"))?;
     Ok(tarball)
+}
+
+/// Copies the generated man/ and completions/ from `generated` into `to`.
+fn copy_generated(generated: &Path, to: &Path) -> anyhow::Result<()> {
+    for dir in ["man", "completions"] {
+        fs::create_dir_all(to.join(dir))?;
+        for entry in fs::read_dir(generated.join(dir))? {
+            let entry = entry?;
+            fs::copy(entry.path(), to.join(dir).join(entry.file_name()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes FILE.sha256 in `sha256sum` format, so `sha256sum -c` checks it.
@@ -192,7 +198,7 @@ pub fn dist(env: &Env) -> anyhow::Result<()> {
         .stdout(std::process::Stdio::null()))?;
     for (arch, binary) in ARCHES.iter().zip(&binaries) {
         let tarball = tarball(env, arch, binary, &generated, &version, &out)?;
-        let deb = deb::package(env, arch, &generated, &out)?;
+        let deb = deb::package(env, arch, &generated, &version, &out)?;
         let size = fs::metadata(binary)?.len();
         eprintln!(
             "xtask: {}: binary {:.1} MiB, {}, {}",

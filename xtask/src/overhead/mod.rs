@@ -10,7 +10,7 @@ mod measure;
 mod procstat;
 mod progs;
 mod render;
-mod stats;
+pub mod stats;
 mod variants;
 mod verdict;
 

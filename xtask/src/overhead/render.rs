@@ -52,7 +52,7 @@ fn interval(e: &Estimate, digits: usize) -> String {
     format!("{:.digits$} [{:.digits$}, {:.digits$}]", e.median, e.low, e.high)
 }
 
-fn markdown_table(md: &mut String, label: &str, rows: &[Row], switches: f64) {
+fn markdown_table(md: &mut String, label: &str, rows: &[Row], outcomes: &[Outcome], switches: f64) {
     let _ = write!(
         md,
         "\n## {label} ping-pong (~{switches:.0} switches per run)\n\n\
@@ -76,7 +76,7 @@ fn markdown_table(md: &mut String, label: &str, rows: &[Row], switches: f64) {
         );
     }
     md.push('\n');
-    for o in outcomes(rows) {
+    for o in outcomes {
         let _ = writeln!(
             md,
             "- {}: {:.0} ns vs {:.0} ns per switch; difference {} ns: **{}**",
@@ -107,7 +107,7 @@ fn programs_json(runs: &[Run]) -> Value {
         .collect()
 }
 
-fn workload_json(label: &str, rows: &[Row], switches: f64) -> Value {
+fn workload_json(label: &str, rows: &[Row], outcomes: &[Outcome], switches: f64) -> Value {
     let variants: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -123,7 +123,7 @@ fn workload_json(label: &str, rows: &[Row], switches: f64) -> Value {
             })
         })
         .collect();
-    let targets: Vec<Value> = outcomes(rows)
+    let targets: Vec<Value> = outcomes
         .iter()
         .map(|o| {
             json!({"target": o.what, "value_ns": o.value_ns, "limit_ns": o.limit_ns,
@@ -148,8 +148,10 @@ pub fn render(samples: &Samples, plan: &Plan) -> (String, String) {
     for (w, (label, _)) in WORKLOADS.iter().enumerate() {
         let rows = rows(samples, w);
         let switches = median(&rows[0].runs.iter().map(|r| r.switches).collect::<Vec<_>>());
-        markdown_table(&mut md, label, &rows, switches);
-        workloads.push(workload_json(label, &rows, switches));
+        // The targets' bootstrap once, for both renderings.
+        let outcomes = outcomes(&rows);
+        markdown_table(&mut md, label, &rows, &outcomes, switches);
+        workloads.push(workload_json(label, &rows, &outcomes, switches));
     }
     let json = json!({
         "rounds": plan.rounds,

@@ -9,15 +9,10 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::{MODES, Mode, Point};
+use crate::overhead::stats::median;
 
 /// The CPU count projected to.
 const PROJECT_TO: f64 = 256.0;
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s.get(s.len().saturating_sub(1) / 2).copied().unwrap_or(f64::NAN)
-}
 
 fn total(m: &Mode) -> f64 {
     m.maps.iter().map(|(_, b)| *b as f64).sum()
